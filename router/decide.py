@@ -1,0 +1,85 @@
+"""decide(): request meta + snapshot + a random roll -> Decision. Pure and deterministic.
+
+The random number is an argument (as Envoy passes its random value into the router), so every
+path through here is reproducible in a test with a fixed roll. Order of precedence:
+
+1. the first route, in declared order, whose host and path prefix match;
+2. the route's header rules, in order (testers' `x-canary: always`);
+3. blue-green: the active colour; weighted: the bucket of the sticky cookie if the route is
+   sticky and the cookie is present, else a newly issued cookie's bucket (if the route issues
+   cookies), else the roll's bucket;
+4. if the chosen pool has no eligible backend and the route names a fallback pool that has one,
+   the fallback pool.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from router.cookies import cookie_value
+from router.decision import Decision, RequestMeta
+from router.hashing import bucket_of
+from router.snapshot import Pool, Route, Snapshot
+from router.spec import BUCKETS
+
+NO_ROUTE = Decision(route=None, pool=None, rule="no-route")
+
+
+def decide(meta: RequestMeta, snapshot: Snapshot, roll: int) -> Decision:
+    """Route one request. `roll` is a uniformly random non-negative integer (64 bits is ample)."""
+    route = snapshot.match(meta.host, meta.path)
+    if route is None:
+        return NO_ROUTE
+    for rule in route.rules:
+        if rule.matches(meta.headers.get(rule.header)):
+            return _with_fallback(Decision(route, rule.pool, "header", rule_name=rule.name))
+    if route.active is not None:
+        return _with_fallback(Decision(route, route.active, "active"))
+    sticky = route.sticky
+    if sticky is not None:
+        value = cookie_value(meta.cookie, sticky.cookie)
+        if value is not None:
+            bucket = bucket_of(value, sticky.salt)
+            return _with_fallback(Decision(route, _split(route, bucket), "cookie", bucket=bucket))
+        if sticky.issue:
+            issued = new_cookie_value(roll)
+            bucket = bucket_of(issued, sticky.salt)
+            return _with_fallback(
+                Decision(
+                    route, _split(route, bucket), "cookie", bucket=bucket, issued_cookie=issued
+                )
+            )
+    bucket = roll % BUCKETS
+    return _with_fallback(Decision(route, _split(route, bucket), "weighted", bucket=bucket))
+
+
+def new_cookie_value(roll: int) -> str:
+    """A fresh sticky id: 16 hex digits taken from the roll (so it is random in production and
+    fixed in tests)."""
+    return f"{roll & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+def _split(route: Route, bucket: int) -> Pool:
+    return route.split_pools[bisect_right(route.split_bounds, bucket)]
+
+
+def _with_fallback(decision: Decision) -> Decision:
+    pool = decision.pool
+    route = decision.route
+    if (
+        pool is not None
+        and not pool.eligible
+        and route is not None
+        and route.fallback is not None
+        and route.fallback.eligible
+    ):
+        return Decision(
+            route,
+            route.fallback,
+            decision.rule,
+            rule_name=decision.rule_name,
+            bucket=decision.bucket,
+            issued_cookie=decision.issued_cookie,
+            fallback_from=pool.name,
+        )
+    return decision

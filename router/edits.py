@@ -1,0 +1,116 @@
+"""Pure edits: an old snapshot in, a new validated snapshot out, revision bumped by one.
+
+Writers (admin API, health checker, rollout controller) never mutate a snapshot; they call one
+of these and publish the result with a single assignment. Because weights, colours, admin
+states and health live in one snapshot, no reader can ever see, say, new weights with old
+health (the race Pingora's TODO warns about). Every edit validates through `build_snapshot`
+and raises `SpecError` (naming the field) rather than produce a snapshot that cannot route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from router.build import Problem, SpecError, build_snapshot
+from router.snapshot import Snapshot
+from router.spec import AdminState, Health, PoolSpec, RouteSpec, Spec
+
+
+def rebuild(snapshot: Snapshot, spec: Spec, health: Mapping[tuple[str, str], Health]) -> Snapshot:
+    """A new snapshot from an edited spec or health view, one revision later."""
+    return build_snapshot(spec, health, revision=snapshot.revision + 1)
+
+
+def with_weights(snapshot: Snapshot, route: str, weights: Mapping[str, int]) -> Snapshot:
+    """Replace all weights of a weighted route. Pools keep their declared order (the baseline
+    stays first, so stickiness holds; see router.split); new pools go at the end."""
+    spec = _route_spec(snapshot, route)
+    if spec.mode != "weighted":
+        raise SpecError([Problem(f"routes.{route}.weights", "route is not in weighted mode")])
+    order = [name for name, _ in spec.weights]
+    order += [name for name in weights if name not in order]
+    missing = [name for name in order if name not in weights]
+    if missing:
+        raise SpecError(
+            [
+                Problem(f"routes.{route}.weights.{name}", "missing: give every weight")
+                for name in missing
+            ]
+        )
+    new_weights = tuple((name, weights[name]) for name in order)
+    edited = replace(spec, weights=new_weights, previous_weights=spec.weights)
+    return rebuild(snapshot, _replace_route(snapshot.spec, edited), snapshot.health)
+
+
+def switch_active(snapshot: Snapshot, route: str, to: str) -> Snapshot:
+    """Blue-green switch: all new requests go to `to`; the old active becomes `previous`."""
+    spec = _route_spec(snapshot, route)
+    if spec.mode != "blue-green":
+        raise SpecError([Problem(f"routes.{route}", "route is not in blue-green mode")])
+    if to not in spec.colours:
+        raise SpecError([Problem("to", f"{to!r} is not one of the route's pools")])
+    if to == spec.active:
+        raise SpecError([Problem("to", f"{to!r} is already active")])
+    edited = replace(spec, active=to, previous=spec.active)
+    return rebuild(snapshot, _replace_route(snapshot.spec, edited), snapshot.health)
+
+
+def rollback(snapshot: Snapshot, route: str) -> Snapshot:
+    """Back to the previous colour (blue-green) or the previous weights (weighted)."""
+    spec = _route_spec(snapshot, route)
+    if spec.mode == "blue-green":
+        if spec.previous is None:
+            raise SpecError([Problem(f"routes.{route}.previous", "nothing to roll back to")])
+        edited = replace(spec, active=spec.previous, previous=spec.active)
+    else:
+        if spec.previous_weights is None:
+            raise SpecError(
+                [Problem(f"routes.{route}.previous_weights", "nothing to roll back to")]
+            )
+        edited = replace(spec, weights=spec.previous_weights, previous_weights=spec.weights)
+    return rebuild(snapshot, _replace_route(snapshot.spec, edited), snapshot.health)
+
+
+def with_admin_state(snapshot: Snapshot, pool: str, backend: str, state: AdminState) -> Snapshot:
+    """Set a backend's admin state (ready | drain | maint)."""
+    pool_spec = _pool_spec(snapshot, pool)
+    if all(b.name != backend for b in pool_spec.backends):
+        raise SpecError([Problem(f"pools.{pool}.backends", f"unknown backend {backend!r}")])
+    backends = tuple(
+        replace(b, admin_state=state) if b.name == backend else b for b in pool_spec.backends
+    )
+    spec = _replace_pool(snapshot.spec, replace(pool_spec, backends=backends))
+    return rebuild(snapshot, spec, snapshot.health)
+
+
+def with_health(snapshot: Snapshot, pool: str, backend: str, health: Health) -> Snapshot:
+    """Record a backend's health as the checker sees it."""
+    pool_spec = _pool_spec(snapshot, pool)
+    if all(b.name != backend for b in pool_spec.backends):
+        raise SpecError([Problem(f"pools.{pool}.backends", f"unknown backend {backend!r}")])
+    view = dict(snapshot.health)
+    view[(pool, backend)] = health
+    return rebuild(snapshot, snapshot.spec, view)
+
+
+def _route_spec(snapshot: Snapshot, route: str) -> RouteSpec:
+    spec = snapshot.spec.route(route)
+    if spec is None:
+        raise SpecError([Problem("route", f"unknown route {route!r}")])
+    return spec
+
+
+def _pool_spec(snapshot: Snapshot, pool: str) -> PoolSpec:
+    spec = snapshot.spec.pool(pool)
+    if spec is None:
+        raise SpecError([Problem("pool", f"unknown pool {pool!r}")])
+    return spec
+
+
+def _replace_route(spec: Spec, route: RouteSpec) -> Spec:
+    return replace(spec, routes=tuple(route if r.name == route.name else r for r in spec.routes))
+
+
+def _replace_pool(spec: Spec, pool: PoolSpec) -> Spec:
+    return replace(spec, pools=tuple(pool if p.name == pool.name else p for p in spec.pools))

@@ -1,0 +1,63 @@
+"""Choosing a backend inside a pool: weighted power of two choices on in-flight requests.
+
+Two candidates are drawn at random in proportion to their weights, and the one with fewer
+in-flight requests per unit of weight wins (Envoy's least-request balancer, Mitzenmacher's
+"power of two choices"). It follows the weights when backends are equally fast and steers away
+from a slow or stuck backend without any shared counter beyond the in-flight counts the data
+plane keeps anyway. Draws are with replacement; when both draws are the same backend it is
+chosen, as in Envoy.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Collection, Sequence
+from typing import Protocol
+
+from router.snapshot import Pool
+
+
+class Loaded(Protocol):
+    """Anything that knows how many requests a backend has in flight."""
+
+    @property
+    def inflight(self) -> int: ...
+
+
+def pick_backend(
+    pool: Pool, loads: Sequence[Loaded], roll: int, exclude: Collection[int] = ()
+) -> int | None:
+    """The index into `pool.eligible` of the backend to use, or None when there is none.
+
+    `loads[i]` is the load of `pool.eligible[i]`. `roll` is a random non-negative integer of at
+    least 64 bits (its low and high 32 bits make the two draws). `exclude` lists indices already
+    tried (a retry goes to another backend when there is one).
+    """
+    eligible = pool.eligible
+    count = len(eligible)
+    if count == 0 or len(exclude) >= count:
+        return None
+    if count == 1:
+        return 0
+    cumulative = pool.cumulative
+    total = cumulative[-1]
+    first = bisect_right(cumulative, ((roll & 0xFFFF_FFFF) * total) >> 32)
+    second = bisect_right(cumulative, (((roll >> 32) & 0xFFFF_FFFF) * total) >> 32)
+    if exclude:
+        first = _next_allowed(first, count, exclude)
+        second = _next_allowed(second, count, exclude)
+    if first == second:
+        return first
+    # Compare inflight/weight without division: a/wa <= b/wb  <=>  a*wb <= b*wa.
+    if (
+        loads[first].inflight * eligible[second].weight
+        <= loads[second].inflight * eligible[first].weight
+    ):
+        return first
+    return second
+
+
+def _next_allowed(index: int, count: int, exclude: Collection[int]) -> int:
+    while index in exclude:
+        index = (index + 1) % count
+    return index

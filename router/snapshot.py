@@ -1,0 +1,136 @@
+"""The routing snapshot: one immutable, validated, compiled view of everything a request reads.
+
+Theory of operation. A `Snapshot` is built once per change by `router.build.build_snapshot`
+(which validates) and then only read. Everything a decision needs is precomputed here:
+eligible backends per pool and their cumulative weights, bucket bounds per split, compiled
+header regexes, the Set-Cookie attributes. Request-time code never validates and never
+rebuilds a table; it captures one snapshot at the start of a request and reads only it, so a
+concurrent swap (weights, switch, health) can never show a request half of each.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from router.spec import AdminState, Health, MatchKind, Mode, Spec, StickySpec
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    pool: str
+    name: str
+    host: str
+    port: int
+    weight: int
+    admin_state: AdminState
+    health: Health
+
+    @property
+    def eligible(self) -> bool:
+        """Pingora's rule: ready means enabled by the operator *and* healthy."""
+        return self.admin_state == "ready" and self.health == "healthy" and self.weight > 0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.pool, self.name)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Pool:
+    name: str
+    backends: tuple[Backend, ...]
+    eligible: tuple[Backend, ...]
+    cumulative: tuple[int, ...]
+    """Running totals of the eligible backends' weights, for weighted random choice."""
+
+    def __repr__(self) -> str:
+        return f"Pool({self.name!r}, eligible={[b.name for b in self.eligible]})"
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderRule:
+    name: str
+    header: str
+    """Lower-case header name."""
+    match: MatchKind
+    value: str | None
+    pool: Pool
+    pattern: re.Pattern[str] | None
+
+    def matches(self, value: str | None) -> bool:
+        if value is None:
+            return False
+        if self.match == "present":
+            return True
+        if self.pattern is not None:
+            # A full match, as Envoy's safe_regex: a pattern never matches by accident of a
+            # substring ("beta" does not match "not-beta").
+            return self.pattern.fullmatch(value) is not None
+        return value == self.value
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Route:
+    name: str
+    mode: Mode
+    any_host: bool
+    exact_hosts: frozenset[str]
+    wildcard_suffixes: tuple[str, ...]
+    """".example.com" for "*.example.com": matches one or more labels in front."""
+    path_prefix: str
+    """Without a trailing slash, except the root "/"."""
+    rules: tuple[HeaderRule, ...]
+    split_pools: tuple[Pool, ...]
+    """Weighted mode: pools in bucket order (see router.split)."""
+    split_bounds: tuple[int, ...]
+    active: Pool | None
+    """Blue-green mode: the pool that takes all traffic."""
+    sticky: StickySpec | None
+    cookie_attributes: str
+    """The `; Max-Age=...; Path=/; HttpOnly; SameSite=Lax` tail of an issued cookie."""
+    fallback: Pool | None
+
+    def __repr__(self) -> str:
+        return f"Route({self.name!r})"
+
+    def matches(self, host: str, path: str) -> bool:
+        """Host (exact or wildcard) and path prefix on element boundaries (Gateway API)."""
+        if not (
+            self.any_host
+            or host in self.exact_hosts
+            or any(host.endswith(suffix) for suffix in self.wildcard_suffixes)
+        ):
+            return False
+        prefix = self.path_prefix
+        return (
+            prefix == "/"
+            or path == prefix
+            or (path.startswith(prefix) and path[len(prefix) : len(prefix) + 1] == "/")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    revision: int
+    spec: Spec
+    health: Mapping[tuple[str, str], Health]
+    """(pool, backend) -> health; a backend absent from it counts as healthy."""
+    pools: Mapping[str, Pool]
+    routes: tuple[Route, ...]
+    rule_headers: frozenset[str]
+    """Lower-case names of every header some rule reads: the data plane keeps only these."""
+
+    def match(self, host: str, path: str) -> Route | None:
+        """The first route, in declared order, matching host and path."""
+        for route in self.routes:
+            if route.matches(host, path):
+                return route
+        return None
+
+    def route(self, name: str) -> Route | None:
+        for route in self.routes:
+            if route.name == name:
+                return route
+        return None
