@@ -1,0 +1,65 @@
+"""Admitting a parsed request, and presenting it to the router: two pure phases.
+
+`admit` applies the RFC 9112 rules llhttp leaves to the application (exactly one Host on
+HTTP/1.1, supported versions and Expect values, no CONNECT) and rewrites an absolute-form target
+to origin form, which servers must accept (RFC 9112 §3.2.2) but many backends do not.
+`request_meta` is the adapter from the parsed head to the router's `RequestMeta`.
+"""
+
+from __future__ import annotations
+
+from proxy.failures import (
+    BadRequest,
+    ExpectationFailed,
+    NotImplementedMethod,
+    ProxyError,
+    VersionNotSupported,
+)
+from proxy.headers import RequestHead
+from router import RequestMeta, normalise_host
+
+
+def admit(head: RequestHead, version: str) -> ProxyError | None:
+    """Check and normalise a request head in place; the error to answer with, if any."""
+    if version == "1.1":
+        head.version = b"1.1"
+    elif version == "1.0":
+        head.version = b"1.0"
+    elif version.startswith("1."):
+        head.version = b"1.1"  # RFC 9112 §2.3: a higher minor version is served as 1.1
+    else:
+        return VersionNotSupported(f"HTTP/{version} is not supported; use HTTP/1.1")
+    if head.method == b"CONNECT":
+        return NotImplementedMethod("CONNECT is not supported by a reverse proxy")
+    target = head.target
+    if target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+        rest = target.split(b"//", 1)[1]
+        slash = rest.find(b"/")
+        query = rest.find(b"?")
+        cut = min(i for i in (slash, query, len(rest)) if i != -1)
+        authority, path = rest[:cut], rest[cut:]
+        if not authority or b"@" in authority:
+            return BadRequest("absolute-form target without a valid authority")
+        head.host = authority  # RFC 9112 §3.2.2: the target's authority replaces Host
+        head.host_count = 1
+        head.target = path if path.startswith(b"/") else b"/" + path
+    elif head.host_count > 1:
+        return BadRequest("more than one Host header")
+    elif head.host_count == 0 and head.version == b"1.1":
+        return BadRequest("HTTP/1.1 request without a Host header")
+    if head.expect is not None:
+        if head.expect.lower() != b"100-continue":
+            return ExpectationFailed("only 'Expect: 100-continue' is supported")
+        if head.version != b"1.1" or not head.has_body:
+            head.expect = None  # nothing to wait for (RFC 9110 §10.1.1)
+    return None
+
+
+def request_meta(head: RequestHead) -> RequestMeta:
+    """What the router sees of a request."""
+    target = head.target
+    query = target.find(b"?")
+    path = (target if query == -1 else target[:query]).decode("latin-1")
+    host = normalise_host(head.host.decode("latin-1")) if head.host else ""
+    cookie = head.cookie.decode("latin-1") if head.cookie is not None else None
+    return RequestMeta(host=host, path=path, headers=head.rule_values, cookie=cookie)

@@ -1,0 +1,199 @@
+"""The data plane's state: the installed snapshot, backends as targets, connections, deadlines.
+
+Theory of operation. `install(snapshot)` prepares everything a request needs from a new
+snapshot (for each pool, its eligible backends' `Target`s in the same order as
+`pool.eligible`) and publishes it as one `Installed` object with one assignment. A request
+captures `installed` once when it begins and reads only that, so it is routed and balanced
+by one consistent view however many swaps happen while it is in flight.
+
+`Target`s outlive snapshots: a backend keeps its in-flight count and its keep-alive pool across
+weight changes, switches and health changes, because they are keyed by (pool, backend, address),
+not by snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from proxy.config import Settings
+from proxy.downstream import Downstream
+from proxy.upstream import ConnectionPool
+from router import Snapshot
+
+
+class Target:
+    """A backend as the data plane uses it: where it is, its connections, its load."""
+
+    __slots__ = ("address", "backend", "connections", "inflight", "pool")
+
+    def __init__(self, pool: str, backend: str, connections: ConnectionPool) -> None:
+        self.pool = pool
+        self.backend = backend
+        self.connections = connections
+        self.address = connections.address
+        self.inflight = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Installed:
+    """One snapshot and what the data plane derived from it; swapped as a whole."""
+
+    snapshot: Snapshot
+    targets: dict[str, tuple[Target, ...]]
+    """Pool name -> targets aligned with `pool.eligible`."""
+    rule_headers: frozenset[bytes]
+
+
+class DataPlane:
+    def __init__(self, settings: Settings, snapshot: Snapshot, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.settings = settings
+        downstream, upstream = settings.downstream, settings.upstream
+        self.header_timeout = downstream.header_timeout
+        self.keepalive_timeout = downstream.keepalive_timeout
+        self.max_header_bytes = downstream.max_header_bytes
+        self.max_headers = downstream.max_headers
+        self.connect_timeout = upstream.connect_timeout
+        self.read_timeout = upstream.read_timeout
+        self.retries = upstream.retries
+        self.tunnel_idle_timeout = upstream.tunnel_idle_timeout
+        self._trusted = [
+            ipaddress.ip_network(network, strict=False)
+            for network in settings.forwarded.trusted_proxies
+        ]
+        self._trust_cache: dict[str, bool] = {}
+        self.targets: dict[tuple[str, str, str, int], Target] = {}
+        self.connection_pools: dict[tuple[str, int], ConnectionPool] = {}
+        self.connections: set[Downstream] = set()
+        self._request_prefix = os.urandom(8).hex().encode()
+        self._request_counter = 0
+        self.installed = self._prepare(snapshot)
+        self._sweeper: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._no_connections = asyncio.Event()
+        self._no_connections.set()
+
+    # Publishing
+
+    def install(self, snapshot: Snapshot) -> None:
+        """Route every request that begins from now on by `snapshot`."""
+        self.installed = self._prepare(snapshot)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.installed.snapshot
+
+    def _prepare(self, snapshot: Snapshot) -> Installed:
+        targets: dict[str, tuple[Target, ...]] = {}
+        for name, pool in snapshot.pools.items():
+            targets[name] = tuple(
+                self._target(name, backend.name, backend.host, backend.port)
+                for backend in pool.eligible
+            )
+        return Installed(
+            snapshot=snapshot,
+            targets=targets,
+            rule_headers=frozenset(name.encode("latin-1") for name in snapshot.rule_headers),
+        )
+
+    def _target(self, pool: str, backend: str, host: str, port: int) -> Target:
+        key = (pool, backend, host, port)
+        target = self.targets.get(key)
+        if target is None:
+            connections = self.connection_pools.get((host, port))
+            if connections is None:
+                upstream = self.settings.upstream
+                connections = self.connection_pools[(host, port)] = ConnectionPool(
+                    host,
+                    port,
+                    max_idle=upstream.keepalive_per_backend,
+                    idle_timeout=upstream.keepalive_idle_timeout,
+                    max_head_bytes=upstream.max_response_header_bytes,
+                    loop=self.loop,
+                )
+            target = self.targets[key] = Target(pool, backend, connections)
+        return target
+
+    # Per connection and per request helpers
+
+    def new_connection(self) -> Downstream:
+        return Downstream(self)
+
+    def track(self, connection: Downstream) -> None:
+        self.connections.add(connection)
+        self._no_connections.clear()
+
+    def forget(self, connection: Downstream) -> None:
+        self.connections.discard(connection)
+        if not self.connections:
+            self._no_connections.set()
+
+    async def all_closed(self) -> None:
+        """Wait until no client connection is open."""
+        await self._no_connections.wait()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a background step of a request (opening a connection) and keep a reference to
+        it: the event loop holds tasks only weakly, and a collected task would vanish silently."""
+        task = self.loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def is_trusted(self, address: str) -> bool:
+        """Whether a peer may vouch for X-Forwarded-* (cached per address, not per request)."""
+        trusted = self._trust_cache.get(address)
+        if trusted is None:
+            try:
+                ip = ipaddress.ip_address(address)
+                trusted = any(ip in network for network in self._trusted)
+            except ValueError:
+                trusted = False
+            if len(self._trust_cache) > 10_000:
+                self._trust_cache.clear()
+            self._trust_cache[address] = trusted
+        return trusted
+
+    def new_request_id(self) -> bytes:
+        """Unique per process without a system call: a random prefix and a counter."""
+        self._request_counter += 1
+        return b"%s%016x" % (self._request_prefix, self._request_counter)
+
+    # Deadlines and idle connections
+
+    def start(self) -> None:
+        self._sweeper = self.loop.create_task(self._sweep_forever())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for pool in self.connection_pools.values():
+            pool.close_all()
+
+    async def _sweep_forever(self) -> None:
+        settings = self.settings
+        shortest = min(
+            settings.downstream.header_timeout,
+            settings.upstream.read_timeout,
+            settings.upstream.connect_timeout,
+            settings.downstream.keepalive_timeout,
+        )
+        # Deadlines are checked at a quarter of the shortest timeout (at most once a second),
+        # so a timeout fires late by at most a quarter of itself.
+        interval = min(1.0, max(0.01, shortest / 4))
+        while True:
+            await asyncio.sleep(interval)
+            self.sweep(self.loop.time())
+
+    def sweep(self, now: float) -> None:
+        for connection in [c for c in self.connections if c.deadline <= now]:
+            connection.expired()
+        for pool in self.connection_pools.values():
+            pool.sweep(now)

@@ -1,0 +1,447 @@
+"""A client connection: parse requests with llhttp, queue them, write responses in order.
+
+Theory of operation. The parser turns bytes into events; this protocol turns events into
+`Exchange`s. Requests are answered strictly in order: the first exchange in `queue` is the
+active one; pipelined requests wait behind it with their bodies buffered (bounded: reading
+pauses). Nothing reaches a backend until llhttp has accepted the request head, and the body is
+forwarded only as llhttp decodes it, so framing the parser rejected (CL+TE, bad chunk sizes...)
+never reaches a backend. After a protocol error the connection answers once and closes.
+
+One deadline per connection, read by the data plane's sweeper (no timer per request):
+waiting for a request head (slowloris: `header_timeout` from its first byte), an active exchange
+(`read_timeout` since the last progress), idle keep-alive (`keepalive_timeout`), or a tunnel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+from httptools import (
+    HttpParserCallbackError,
+    HttpParserError,
+    HttpParserUpgrade,
+    HttpRequestParser,
+)
+
+from proxy.admission import admit
+from proxy.exchange import Exchange
+from proxy.failures import (
+    BadRequest,
+    HeadersTooLarge,
+    ProxyError,
+    RequestTimeout,
+    UriTooLong,
+)
+from proxy.headers import (
+    H_CONNECTION,
+    H_CONTENT_LENGTH,
+    H_COOKIE,
+    H_EXPECT,
+    H_HOST,
+    H_REQUEST_ID,
+    H_TRANSFER_ENCODING,
+    H_UPGRADE,
+    H_XFF,
+    H_XFH,
+    H_XFP,
+    REQUEST_SPECIAL,
+    RequestHead,
+    connection_tokens,
+)
+
+if TYPE_CHECKING:
+    from proxy.dataplane import DataPlane, Installed
+    from proxy.tunnel import Tunnel
+
+log = logging.getLogger("turnout.proxy")
+
+MAX_PIPELINED = 16
+
+LINGER = 2.0
+"""Seconds a closing connection keeps reading (and discarding) what the client still sends."""
+
+
+class _StopParsing(Exception):
+    """Raised from a parser callback once the connection is closing: parse nothing more."""
+
+
+class Downstream(asyncio.Protocol):
+    PAUSE_BUFFER = 1
+    PAUSE_UPSTREAM = 2
+    PAUSE_QUEUE = 4
+
+    __slots__ = (
+        "closed",
+        "closing",
+        "deadline",
+        "dp",
+        "head",
+        "head_began_here",
+        "completed_here",
+        "head_bytes",
+        "head_raw",
+        "header_count",
+        "in_head",
+        "installed",
+        "lingering",
+        "parser",
+        "parsing",
+        "paused",
+        "peer_ip",
+        "queue",
+        "raw_to",
+        "receiving",
+        "transport",
+        "trusted",
+        "tunnel",
+        "writing_paused",
+    )
+
+    def __init__(self, dp: DataPlane) -> None:
+        self.dp = dp
+        self.transport: asyncio.Transport | None = None
+        self.parser = HttpRequestParser(self)
+        # Versions are checked by `admit` (RFC 9112 §2.3: HTTP/1.2 is served as 1.1, HTTP/2+
+        # gets 505) instead of llhttp refusing everything but 0.9-2.0 with a bare 400.
+        self.parser.set_dangerous_leniencies(lenient_version=True)
+        self.queue: deque[Exchange] = deque()
+        self.head: RequestHead | None = None
+        self.installed: Installed = dp.installed
+        self.receiving: Exchange | None = None
+        self.raw_to: Exchange | None = None
+        self.tunnel: Tunnel | None = None
+        self.in_head = False
+        self.head_bytes = 0
+        self.head_raw = 0
+        self.head_began_here = False
+        self.completed_here = False
+        self.lingering = False
+        self.parsing = False
+        self.header_count = 0
+        self.closing = False
+        self.closed = False
+        self.paused = 0
+        self.writing_paused = False
+        self.deadline = 0.0
+        self.peer_ip = b""
+        self.trusted = False
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if peer else ""
+        self.peer_ip = address.encode()
+        self.trusted = self.dp.is_trusted(address)
+        self.dp.track(self)
+        self.progress(self.dp.header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.from_client(data)
+            return
+        if self.raw_to is not None:
+            self.raw_to.request_raw(data)
+            return
+        if self.closing:
+            return  # answering a protocol error, or lingering before close: discard
+        self.head_began_here = False
+        self.completed_here = False
+        self.parsing = True
+        try:
+            self.parser.feed_data(data)
+        except HttpParserUpgrade as upgrade:
+            exchange = self.receiving
+            assert exchange is not None
+            self.raw_to = exchange
+            tail = data[upgrade.args[0] :]
+            if tail:
+                exchange.request_raw(tail)
+        except HttpParserCallbackError as error:
+            cause = error.__context__
+            if isinstance(cause, ProxyError):
+                self.reject(cause)
+            elif not isinstance(cause, _StopParsing):
+                log.error("internal error while parsing a request", exc_info=cause)
+                self.reject(ProxyError("internal error"))
+        except HttpParserError as error:
+            self.reject(BadRequest(f"malformed request: {error}"))
+        else:
+            if self.in_head and not (self.head_began_here and self.completed_here):
+                # llhttp may hold a partial field that on_header has not seen yet, so raw
+                # bytes are counted too: the whole read, unless a previous (pipelined) request
+                # ended in it, where the split is unknown and the per-field count must do.
+                self.head_raw += len(data)
+                if self.head_raw > self.dp.max_header_bytes:
+                    self.reject(HeadersTooLarge("request head too large"))
+        finally:
+            self.parsing = False
+        # Only now, with the whole read parsed, does a new request start: nothing reaches a
+        # backend from a read that turned out to be malformed, and a small body goes out in
+        # the same write as its head.
+        self.start_next()
+
+    def eof_received(self) -> bool:
+        # A client that half-closes after its request still wants the response (RFC 9112
+        # §9.6 allows it); keep the transport open while anything is pending. A lingering
+        # connection has what it waited for: the client is done sending.
+        return bool(self.queue) and not self.lingering
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.dp.forget(self)
+        if self.tunnel is not None:
+            self.tunnel.client_closed()
+        for exchange in self.queue:
+            exchange.client_lost()
+        self.queue.clear()
+        if self.receiving is not None:
+            self.receiving.client_lost()
+            self.receiving = None
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        if self.tunnel is not None:
+            self.tunnel.client_full()
+        elif self.queue:
+            self.queue[0].client_full()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.tunnel is not None:
+            self.tunnel.client_drained()
+        elif self.queue:
+            self.queue[0].client_drained()
+
+    # llhttp callbacks
+
+    def on_message_begin(self) -> None:
+        if self.closing:
+            raise _StopParsing
+        self.head = RequestHead()
+        self.installed = self.dp.installed  # the snapshot this request is routed by
+        self.in_head = True
+        self.head_bytes = 0
+        self.head_raw = 0
+        self.head_began_here = True
+        self.header_count = 0
+        if not self.queue:
+            self.progress(self.dp.header_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        head = self.head
+        assert head is not None
+        head.target += url
+        if len(head.target) > self.dp.max_header_bytes:
+            raise UriTooLong("request target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.in_head:
+            return  # trailer fields: discarded, as RFC 9110 §6.5.1 allows a proxy
+        head = self.head
+        assert head is not None
+        self.header_count += 1
+        self.head_bytes += len(name) + len(value) + 4
+        if self.header_count > self.dp.max_headers:
+            raise HeadersTooLarge(f"more than {self.dp.max_headers} header fields")
+        lname = name.lower()
+        if lname in self.installed.rule_headers:
+            key = lname.decode("latin-1")
+            previous = head.rule_values.get(key)
+            text = value.decode("latin-1")
+            head.rule_values[key] = text if previous is None else previous + ", " + text
+        kind = REQUEST_SPECIAL.get(lname)
+        if kind is None:
+            head.headers.append((name, value))
+        elif kind == H_HOST:
+            head.host = value
+            head.host_count += 1
+        elif kind == H_CONNECTION:
+            head.connection += connection_tokens(value)
+        elif kind == H_COOKIE:
+            head.cookie = value if head.cookie is None else head.cookie + b"; " + value
+            head.headers.append((name, value))
+        elif kind == H_CONTENT_LENGTH:
+            head.content_length = value
+        elif kind == H_TRANSFER_ENCODING:
+            # llhttp rejects a final coding other than chunked only after on_headers_complete,
+            # when the request may already be on a pooled connection; and it accepts
+            # "gzip, chunked", whose gzip we would silently drop. Only one plain chunked passes.
+            if head.chunked or value.strip().lower() != b"chunked":
+                raise BadRequest("Transfer-Encoding other than a single 'chunked'")
+            head.chunked = True
+        elif kind == H_XFF:
+            head.forwarded_for = (
+                value if head.forwarded_for is None else head.forwarded_for + b", " + value
+            )
+        elif kind == H_XFP:
+            head.forwarded_proto = head.forwarded_proto or value
+        elif kind == H_XFH:
+            head.forwarded_host = head.forwarded_host or value
+        elif kind == H_REQUEST_ID:
+            head.request_id = head.request_id or value
+        elif kind == H_EXPECT:
+            head.expect = value
+        elif kind == H_UPGRADE:
+            head.upgrade = value
+        # else: other hop-by-hop fields, dropped
+
+    def on_headers_complete(self) -> None:
+        head = self.head
+        assert head is not None
+        self.in_head = False
+        if self.head_bytes > self.dp.max_header_bytes:
+            raise HeadersTooLarge("request head too large")
+        parser = self.parser
+        head.method = parser.get_method()
+        head.keep_alive = parser.should_keep_alive()
+        if not parser.should_upgrade():
+            head.upgrade = None
+        rejection = admit(head, parser.get_http_version())
+        exchange = Exchange(self, head, self.installed, rejection)
+        self.receiving = exchange
+        self.queue.append(exchange)
+        if rejection is not None:
+            self.closing = True
+        if len(self.queue) > MAX_PIPELINED:
+            self.pause_reading(self.PAUSE_QUEUE)
+
+    def on_body(self, data: bytes) -> None:
+        exchange = self.receiving
+        assert exchange is not None
+        exchange.request_body(data)
+
+    def on_message_complete(self) -> None:
+        exchange = self.receiving
+        assert exchange is not None
+        self.completed_here = True
+        self.head = None
+        if not self.parser.should_upgrade():
+            self.receiving = None
+        exchange.request_complete()
+
+    # Used by exchanges
+
+    def exchange_finished(self, exchange: Exchange) -> None:
+        queue = self.queue
+        if queue and queue[0] is exchange:
+            queue.popleft()
+        if self.closed:
+            return
+        if not exchange.keep_alive or (self.closing and not queue):
+            self.close()
+            return
+        if len(queue) <= MAX_PIPELINED:
+            self.resume_reading(self.PAUSE_QUEUE)
+        self.resume_reading(self.PAUSE_UPSTREAM | self.PAUSE_BUFFER)
+        if queue:
+            self.start_next()
+        elif self.in_head:
+            self.progress(self.dp.header_timeout)
+        else:
+            self.progress(self.dp.keepalive_timeout)
+
+    def reject(self, error: ProxyError) -> None:
+        """A protocol error on this connection: answer it (in order) and close."""
+        self.closing = True
+        self.in_head = False
+        receiving = self.receiving
+        if receiving is not None and not receiving.request_done:
+            receiving.reject(error)
+            return
+        exchange = Exchange(self, self.head or RequestHead(), self.installed, error)
+        exchange.request_done = True
+        self.queue.append(exchange)
+        self.start_next()
+
+    def start_next(self) -> None:
+        """Start the first request in line, unless it runs already or the parser is busy."""
+        if self.queue and not self.parsing and not self.queue[0].started:
+            self.queue[0].start()
+
+    def closes_after(self, exchange: Exchange) -> bool:
+        """Whether the connection closes once `exchange` is answered (it is the last one to
+        be answered while shutting down or after a protocol error)."""
+        return self.closing and (not self.queue or self.queue[-1] is exchange)
+
+    def enter_tunnel(self, tunnel: Tunnel) -> None:
+        self.tunnel = tunnel
+        self.raw_to = None
+        self.receiving = None
+        self.queue.clear()
+
+    def progress(self, timeout: float) -> None:
+        """Something happened: the connection's deadline moves to `timeout` from now."""
+        self.deadline = self.dp.loop.time() + timeout
+
+    def expired(self) -> None:
+        """The sweeper found the deadline passed."""
+        if self.tunnel is not None:
+            self.tunnel.timed_out()
+        elif self.queue and self.queue[0].started:
+            self.queue[0].timed_out()
+        elif self.lingering:
+            self.abort()
+        elif self.in_head:
+            self.reject(
+                RequestTimeout(f"request head not received within {self.dp.header_timeout:g} s")
+            )
+        else:
+            self.abort()  # idle keep-alive connection, or one that never sent anything
+
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            assert self.transport is not None
+            self.transport.write(data)
+
+    def writelines(self, data: list[bytes]) -> None:
+        if not self.closed:
+            assert self.transport is not None
+            self.transport.writelines(data)
+
+    def pause_reading(self, reason: int) -> None:
+        if not self.paused and not self.closed:
+            assert self.transport is not None
+            self.transport.pause_reading()
+        self.paused |= reason
+
+    def resume_reading(self, reasons: int) -> None:
+        if self.paused & reasons:
+            self.paused &= ~reasons
+            if not self.paused and not self.closed:
+                assert self.transport is not None
+                self.transport.resume_reading()
+
+    def close(self) -> None:
+        """Close gracefully: send what was written, then linger (RFC 9112 §9.6).
+
+        Closing a socket with unread input makes the kernel answer with a reset, which can
+        destroy the response still in flight (a 400 or 431 the client never sees). So the
+        write side is shut first and the client's remaining bytes are read and discarded until
+        it closes too, or for at most LINGER seconds.
+        """
+        if self.closed or self.lingering:
+            return
+        transport = self.transport
+        assert transport is not None
+        self.lingering = True
+        self.closing = True
+        if self.tunnel is None and transport.can_write_eof():
+            transport.write_eof()
+            self.paused = 0
+            transport.resume_reading()
+            self.progress(LINGER)
+        else:
+            self.abort()
+
+    def abort(self) -> None:
+        """Close now (after sending what was written); no lingering."""
+        if not self.closed:
+            self.closed = True
+            self.dp.forget(self)
+            assert self.transport is not None
+            self.transport.close()

@@ -1,0 +1,281 @@
+"""Parsed message heads and the pure header transforms between client and backend.
+
+Theory of operation. The HTTP parser (llhttp via httptools) has already rejected what could
+desync a peer: Content-Length with Transfer-Encoding, duplicate Content-Length, bad chunk
+sizes, bare CR/LF/NUL, obs-fold. What arrives here is well-formed; these functions decide what
+crosses the proxy:
+
+* Hop-by-hop headers (RFC 9110 §7.6.1) never cross, in either direction: Connection,
+  Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, *and every header
+  the Connection header names* (nginx and HAProxy forward those; we do not). A Connection
+  header naming an end-to-end header the proxy itself relies on (Host, Content-Length) is
+  ignored for that name rather than obeyed.
+* Message framing is re-made, never copied: the body goes out with a Content-Length when the
+  length is known, else chunked, so a peer never sees framing the proxy did not produce.
+* X-Forwarded-For is appended to only when the client is a trusted proxy; otherwise it is
+  replaced, so an untrusted client cannot forge an address in front of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+HOP_BY_HOP: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+"""Never forwarded as received (RFC 9110 §7.6.1, plus the legacy Proxy-Connection)."""
+
+PROTECTED: Final = frozenset(
+    {
+        b"host",
+        b"content-length",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-request-id",
+        b"cookie",
+        b"set-cookie",
+    }
+)
+"""End-to-end headers a Connection option may not remove (a client could otherwise strip
+X-Forwarded-For or Host on its way to the backend)."""
+
+CONNECTION_KEYWORDS: Final = frozenset({b"close", b"keep-alive", b"upgrade"})
+
+# Request headers the downstream parser pulls out instead of copying through.
+H_HOST: Final = 1
+H_CONNECTION: Final = 2
+H_HOP: Final = 3
+H_CONTENT_LENGTH: Final = 4
+H_TRANSFER_ENCODING: Final = 5
+H_EXPECT: Final = 6
+H_UPGRADE: Final = 7
+H_COOKIE: Final = 8
+H_XFF: Final = 9
+H_XFP: Final = 10
+H_XFH: Final = 11
+H_REQUEST_ID: Final = 12
+
+REQUEST_SPECIAL: Final[dict[bytes, int]] = {
+    b"host": H_HOST,
+    b"connection": H_CONNECTION,
+    b"keep-alive": H_HOP,
+    b"proxy-connection": H_HOP,
+    b"te": H_HOP,
+    b"trailer": H_HOP,
+    b"content-length": H_CONTENT_LENGTH,
+    b"transfer-encoding": H_TRANSFER_ENCODING,
+    b"expect": H_EXPECT,
+    b"upgrade": H_UPGRADE,
+    b"cookie": H_COOKIE,
+    b"x-forwarded-for": H_XFF,
+    b"x-forwarded-proto": H_XFP,
+    b"x-forwarded-host": H_XFH,
+    b"x-request-id": H_REQUEST_ID,
+}
+
+
+class RequestHead:
+    """A client request's head as parsed, with the headers the proxy acts on pulled out.
+
+    Filled field by field by the parser callbacks, then read-only.
+    """
+
+    __slots__ = (
+        "chunked",
+        "connection",
+        "content_length",
+        "cookie",
+        "expect",
+        "forwarded_for",
+        "forwarded_host",
+        "forwarded_proto",
+        "headers",
+        "host",
+        "host_count",
+        "keep_alive",
+        "method",
+        "request_id",
+        "rule_values",
+        "target",
+        "upgrade",
+        "version",
+    )
+
+    def __init__(self) -> None:
+        self.method = b""
+        self.target = b""
+        self.version = b"1.1"
+        self.headers: list[tuple[bytes, bytes]] = []
+        """End-to-end headers to copy to the backend, in order, with their original case."""
+        self.host: bytes | None = None
+        self.host_count = 0
+        self.connection: list[bytes] = []
+        """Lower-case tokens of the Connection header(s)."""
+        self.content_length: bytes | None = None
+        self.chunked = False
+        self.expect: bytes | None = None
+        self.upgrade: bytes | None = None
+        self.cookie: bytes | None = None
+        self.forwarded_for: bytes | None = None
+        self.forwarded_proto: bytes | None = None
+        self.forwarded_host: bytes | None = None
+        self.request_id: bytes | None = None
+        self.rule_values: dict[str, str] = {}
+        """Values of the headers routing rules read, by lower-case name."""
+        self.keep_alive = True
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or (self.content_length is not None and self.content_length != b"0")
+
+    @property
+    def idempotent(self) -> bool:
+        """RFC 9110 §9.2.2: safe to send twice."""
+        return self.method in IDEMPOTENT
+
+
+IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+
+
+class ResponseHead:
+    """A backend response's head as parsed (the upstream parser fills it)."""
+
+    __slots__ = (
+        "chunked",
+        "connection",
+        "content_length",
+        "headers",
+        "reason",
+        "status",
+        "upgrade",
+    )
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.connection: list[bytes] = []
+        self.content_length: bytes | None = None
+        self.chunked = False
+        self.upgrade: bytes | None = None
+
+
+def connection_tokens(value: bytes) -> list[bytes]:
+    return [token.strip().lower() for token in value.split(b",") if token.strip()]
+
+
+def _named_by_connection(connection: list[bytes]) -> frozenset[bytes]:
+    """Extra header names to drop because the Connection header lists them."""
+    return frozenset(
+        token for token in connection if token not in CONNECTION_KEYWORDS and token not in PROTECTED
+    )
+
+
+def upstream_request_head(
+    head: RequestHead,
+    *,
+    host: bytes,
+    forwarded_for: bytes,
+    forwarded_proto: bytes,
+    forwarded_host: bytes | None,
+    request_id: bytes,
+) -> bytes:
+    """The request line and headers to send to the backend (HTTP/1.1, keep-alive).
+
+    The body is framed by Content-Length when the client gave one, else chunked when the client
+    sent chunked (the proxy re-chunks what it forwards), else there is none.
+    """
+    parts = [head.method, b" ", head.target, b" HTTP/1.1\r\nHost: ", host, b"\r\n"]
+    extra = _named_by_connection(head.connection) if head.connection else None
+    for name, value in head.headers:
+        if extra and name.lower() in extra:
+            continue
+        parts += (name, b": ", value, b"\r\n")
+    parts += (
+        b"X-Forwarded-For: ",
+        forwarded_for,
+        b"\r\nX-Forwarded-Proto: ",
+        forwarded_proto,
+        b"\r\n",
+    )
+    if forwarded_host:  # an HTTP/1.0 client may send no Host at all
+        parts += (b"X-Forwarded-Host: ", forwarded_host, b"\r\n")
+    parts += (b"X-Request-Id: ", request_id, b"\r\n")
+    if head.chunked:
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    elif head.content_length is not None:
+        parts += (b"Content-Length: ", head.content_length, b"\r\n")
+    if head.upgrade is not None:
+        parts += (b"Connection: upgrade\r\nUpgrade: ", head.upgrade, b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+# How a response body is framed towards the client.
+FRAME_NONE: Final = 0
+FRAME_LENGTH: Final = 1
+FRAME_CHUNKED: Final = 2
+FRAME_CLOSE: Final = 3
+
+
+def response_framing(response: ResponseHead, head_request: bool, client_http11: bool) -> int:
+    """RFC 9112 §6.3: which framing the client gets for this response's body."""
+    status = response.status
+    if head_request or status < 200 or status in (204, 304):
+        return FRAME_NONE
+    if response.content_length is not None and not response.chunked:
+        return FRAME_LENGTH
+    # Chunked upstream, or a body delimited by the backend closing: chunk it for HTTP/1.1
+    # clients (so the connection survives); an HTTP/1.0 client can only read until close.
+    return FRAME_CHUNKED if client_http11 else FRAME_CLOSE
+
+
+def downstream_response_head(
+    response: ResponseHead,
+    *,
+    framing: int,
+    keep_alive: bool,
+    client_http11: bool,
+    set_cookie: bytes | None = None,
+    upgrade: bytes | None = None,
+) -> bytes:
+    """The status line and headers to send to the client."""
+    parts = [b"HTTP/1.1 ", str(response.status).encode(), b" ", response.reason, b"\r\n"]
+    extra = _named_by_connection(response.connection) if response.connection else None
+    for name, value in response.headers:
+        if extra and name.lower() in extra:
+            continue
+        parts += (name, b": ", value, b"\r\n")
+    if response.content_length is not None and (framing in (FRAME_LENGTH, FRAME_NONE)):
+        # Kept on HEAD and 304 too: it tells the client the size a GET would have returned.
+        if response.status != 204 and response.status >= 200:
+            parts += (b"Content-Length: ", response.content_length, b"\r\n")
+    elif framing == FRAME_CHUNKED:
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    if set_cookie is not None:
+        parts += (b"Set-Cookie: ", set_cookie, b"\r\n")
+    if upgrade is not None:
+        parts += (b"Connection: upgrade\r\nUpgrade: ", upgrade, b"\r\n")
+    elif not keep_alive or framing == FRAME_CLOSE:
+        parts.append(b"Connection: close\r\n")
+    elif not client_http11:
+        parts.append(b"Connection: keep-alive\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def chunk(data: bytes) -> tuple[bytes, bytes, bytes]:
+    """One chunk of chunked transfer coding, as three buffers for writelines (no copy)."""
+    return (b"%x\r\n" % len(data), data, b"\r\n")
+
+
+LAST_CHUNK: Final = b"0\r\n\r\n"

@@ -1,0 +1,330 @@
+"""Connections to backends: one response parser per connection, and a keep-alive pool per address.
+
+Theory of operation. An `UpstreamConnection` serves one exchange at a time. It parses the
+backend's response with llhttp and hands each event to its exchange; it never decides anything
+itself. Between exchanges it rests in its `ConnectionPool`, most recently used first (warm
+connections are reused, cold ones age out from the bottom). A connection is only ever given back
+when the response was complete, the request fully sent and the backend agreed to keep it alive,
+so a reused connection is always at a message boundary. Bytes arriving on an idle connection
+mean it is no longer in a known state: it is closed.
+
+The pool caps how many *idle* connections it keeps (`keepalive_per_backend`), never how many
+can be open: concurrency is the backends' and clients' business, not a hidden proxy limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
+
+from httptools import (
+    HttpParserCallbackError,
+    HttpParserError,
+    HttpParserUpgrade,
+    HttpResponseParser,
+)
+
+from proxy.failures import ProxyError, UpstreamBadResponse
+from proxy.headers import ResponseHead, connection_tokens
+
+if TYPE_CHECKING:
+    from proxy.exchange import Exchange
+    from proxy.tunnel import Tunnel
+
+
+class HeadResponseDone(Exception):
+    """Raised from on_headers_complete to stop the parser after a response to HEAD.
+
+    llhttp cannot be told that a response has no body because the request was HEAD (httptools
+    does not pass that return value through), so the parser is stopped at the end of the head and
+    replaced by a fresh one; whatever the backend wrongly sent after the head is discarded with it.
+    """
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "closed",
+        "exchange",
+        "expect_head_only",
+        "head_bytes",
+        "idle_since",
+        "in_response",
+        "parser",
+        "pool",
+        "reading_paused",
+        "response",
+        "response_done",
+        "reusable",
+        "transport",
+        "tunnel",
+    )
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.parser = HttpResponseParser(self)
+        self.exchange: Exchange | None = None
+        self.tunnel: Tunnel | None = None
+        self.closed = False
+        self.response = ResponseHead()
+        self.response_done = False
+        self.in_response = False
+        self.expect_head_only = False
+        self.head_bytes = 0
+        self.idle_since = 0.0
+        self.reading_paused = False
+        self.reusable = False
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.from_upstream(data)
+            return
+        exchange = self.exchange
+        if exchange is None:
+            # An idle connection has nothing to say; if it does, its state is unknown.
+            self.close()
+            return
+        try:
+            self.parser.feed_data(data)
+        except HttpParserUpgrade as upgrade:
+            exchange.upstream_upgraded(data[upgrade.args[0] :])
+            return
+        except HttpParserCallbackError as error:
+            cause = error.__context__
+            if isinstance(cause, HeadResponseDone):
+                self.parser = HttpResponseParser(self)
+                self.response_done = True
+                exchange.response_complete()
+            elif isinstance(cause, ProxyError):
+                exchange.upstream_failed(cause)
+                return
+            else:
+                raise
+        except HttpParserError as error:
+            exchange.upstream_failed(UpstreamBadResponse(f"invalid response: {error}"))
+            return
+        exchange.flush()
+
+    def eof_received(self) -> bool:
+        return False  # close our side too; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.tunnel is not None:
+            self.tunnel.upstream_closed()
+            return
+        exchange = self.exchange
+        if exchange is not None:
+            self.exchange = None
+            exchange.upstream_lost(self)
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.upstream_full()
+        elif self.tunnel is not None:
+            self.tunnel.upstream_full()
+
+    def resume_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.upstream_drained()
+        elif self.tunnel is not None:
+            self.tunnel.upstream_drained()
+
+    # llhttp callbacks
+
+    def on_message_begin(self) -> None:
+        if self.response_done:
+            raise UpstreamBadResponse("backend sent more than one response")
+        self.response = ResponseHead()
+        self.in_response = True
+        self.head_bytes = 0
+
+    def on_status(self, reason: bytes) -> None:
+        self.response.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_bytes += len(name) + len(value) + 4
+        if self.head_bytes > self.pool.max_head_bytes:
+            raise UpstreamBadResponse("response head too large")
+        response = self.response
+        lname = name.lower()
+        if lname == b"content-length":
+            response.content_length = value
+        elif lname == b"transfer-encoding":
+            response.chunked = True  # llhttp has checked that chunked is last
+        elif lname == b"connection":
+            response.connection += connection_tokens(value)
+        elif lname == b"upgrade":
+            response.upgrade = value
+        elif lname not in _RESPONSE_HOP:
+            response.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        response = self.response
+        response.status = self.parser.get_status_code()
+        exchange = self.exchange
+        assert exchange is not None
+        if 100 <= response.status < 200 and response.status != 101:
+            exchange.response_interim(response)
+            return
+        exchange.response_head(response)
+        if self.expect_head_only:
+            self.reusable = self.parser.should_keep_alive()
+            raise HeadResponseDone
+
+    def on_body(self, data: bytes) -> None:
+        exchange = self.exchange
+        assert exchange is not None
+        exchange.response_body(data)
+
+    def on_message_complete(self) -> None:
+        status = self.response.status
+        if 100 <= status < 200:
+            # Interim (1xx): the final response follows on the same connection. 101: llhttp
+            # pauses right after this, and the upgrade handler takes the connection over.
+            return
+        self.response_done = True
+        self.in_response = False
+        # Read now: llhttp resets its flags for the next message as soon as this returns.
+        self.reusable = self.parser.should_keep_alive()
+        exchange = self.exchange
+        assert exchange is not None
+        exchange.response_complete()
+
+    # Used by the exchange
+
+    @property
+    def keep_alive(self) -> bool:
+        """The last response completed and the backend agreed to keep the connection."""
+        return self.response_done and self.reusable and not self.closed
+
+    def begin(self, exchange: Exchange, head_only: bool) -> None:
+        """Start serving `exchange`: the next bytes from the backend are its response."""
+        self.exchange = exchange
+        self.expect_head_only = head_only
+        self.reusable = False
+        self.response_done = False
+        self.in_response = False
+
+    def awaiting_eof_completion(self) -> bool:
+        """True when the response in progress is delimited by the backend closing (RFC 9112
+        §6.3 rule 8): its end is the end of the connection, not an error."""
+        response = self.response
+        return (
+            self.in_response
+            and response.status >= 200
+            and response.content_length is None
+            and not response.chunked
+            and response.status not in (204, 304)
+            and not self.expect_head_only
+        )
+
+    def pause_reading(self) -> None:
+        if not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.reading_paused and self.transport is not None:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def writelines(self, data: list[bytes]) -> None:
+        assert self.transport is not None
+        self.transport.writelines(data)
+
+    def close(self) -> None:
+        self.closed = True
+        self.exchange = None
+        if self.transport is not None:
+            self.transport.abort()
+
+
+_RESPONSE_HOP = frozenset({b"keep-alive", b"proxy-connection", b"te", b"trailer"})
+
+
+class ConnectionPool:
+    """Idle keep-alive connections to one backend address."""
+
+    __slots__ = (
+        "address",
+        "host",
+        "idle",
+        "idle_timeout",
+        "loop",
+        "max_head_bytes",
+        "max_idle",
+        "port",
+    )
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        max_idle: int,
+        idle_timeout: float,
+        max_head_bytes: int,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.address = f"{host}:{port}"
+        self.max_idle = max_idle
+        self.idle_timeout = idle_timeout
+        self.max_head_bytes = max_head_bytes
+        self.loop = loop
+        self.idle: list[UpstreamConnection] = []
+
+    def take(self) -> UpstreamConnection | None:
+        """The most recently used idle connection still open, or None."""
+        idle = self.idle
+        while idle:
+            connection = idle.pop()
+            if not connection.closed:
+                return connection
+        return None
+
+    def give_back(self, connection: UpstreamConnection) -> None:
+        if connection.closed or len(self.idle) >= self.max_idle:
+            connection.close()
+            return
+        connection.exchange = None
+        connection.resume_reading()  # so that a close by the backend is noticed while idle
+        connection.idle_since = self.loop.time()
+        self.idle.append(connection)
+
+    async def open(self) -> UpstreamConnection:
+        factory: Callable[[], UpstreamConnection] = lambda: UpstreamConnection(self)  # noqa: E731
+        _, connection = await self.loop.create_connection(factory, self.host, self.port)
+        return connection
+
+    def sweep(self, now: float) -> None:
+        """Close connections idle for longer than the idle timeout (the oldest are first)."""
+        idle = self.idle
+        expired = 0
+        for connection in idle:
+            if connection.closed:
+                expired += 1
+            elif now - connection.idle_since > self.idle_timeout:
+                connection.close()
+                expired += 1
+            else:
+                break
+        if expired:
+            del idle[:expired]
+
+    def close_all(self) -> None:
+        for connection in self.idle:
+            connection.close()
+        self.idle.clear()
