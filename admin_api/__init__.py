@@ -1,0 +1,1 @@
+"""turnout admin HTTP API (see issue 4)."""

@@ -1,0 +1,1 @@
+"""turnout runtime: the data plane, its configuration and the command line."""

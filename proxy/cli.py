@@ -1,0 +1,121 @@
+"""The `turnout` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvloop
+
+from proxy.config import ConfigError, load_config
+from router import Snapshot
+from router.split import percentages
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    command: int = args.command(args)
+    return command
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="turnout",
+        description="Traffic-splitting reverse proxy for blue-green, canary and rolling deploys.",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the proxy")
+    run.add_argument("--config", "-c", required=True, type=Path, help="TOML configuration file")
+    run.set_defaults(command=_run)
+
+    check = commands.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument("config", type=Path)
+    check.set_defaults(command=_check_config)
+
+    demo = commands.add_parser(
+        "demo", help="start demo backends (blue, green, canary) and the proxy in front of them"
+    )
+    demo.add_argument("--config", "-c", type=Path, default=Path("config.example.toml"))
+    demo.set_defaults(command=_demo)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from proxy.server import run
+
+    try:
+        settings, snapshot = load_config(args.config)
+    except ConfigError as error:
+        print(f"turnout: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    uvloop.run(run(settings, snapshot))
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    try:
+        _, snapshot = load_config(args.config)
+    except ConfigError as error:
+        print(f"turnout: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{args.config}: OK")
+    print(describe(snapshot))
+    return 0
+
+
+def describe(snapshot: Snapshot) -> str:
+    """A human summary of routes and pools, as check-config and the demo print it."""
+    lines = []
+    for route in snapshot.routes:
+        spec = snapshot.spec.route(route.name)
+        assert spec is not None
+        hosts = ",".join(spec.hosts) or "*"
+        if spec.mode == "blue-green":
+            target = f"blue-green: active {spec.active} (of {', '.join(spec.colours)})"
+        else:
+            shares = percentages(spec.weights)
+            target = "weighted: " + ", ".join(
+                f"{name} {shares[name]:g}%" for name, _ in spec.weights
+            )
+            if spec.sticky is not None:
+                target += f", sticky on cookie {spec.sticky.cookie!r}"
+        rules = "".join(
+            f"\n      rule {rule.name}: {rule.header} {rule.match} {rule.value or ''} -> {rule.pool}"
+            for rule in spec.rules
+        )
+        lines.append(
+            f"  route {route.name}: host {hosts} path {spec.path_prefix} -> {target}{rules}"
+        )
+    for pool in snapshot.pools.values():
+        backends = ", ".join(f"{b.name}={b.host}:{b.port}" for b in pool.backends)
+        lines.append(f"  pool {pool.name}: {backends or '(no backends)'}")
+    return "\n".join(lines)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from proxy.demo import run_demo
+
+    try:
+        settings, snapshot = load_config(args.config)
+    except ConfigError as error:
+        print(f"turnout: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    return uvloop.run(run_demo(settings, snapshot))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""The configuration file: TOML, loaded and validated by pydantic-settings.
+
+Every option can be overridden by an environment variable: `TURNOUT_` + the dotted path with
+`__` between levels, e.g. `TURNOUT_LISTEN__PORT=9090` or
+`TURNOUT_ROUTES__WEB__WEIGHTS__CANARY=10`. Pools and routes are tables keyed by name (not
+arrays) precisely so that such overrides can reach them. Precedence: environment over file.
+
+Validation happens in two layers, both naming the field: pydantic checks types and ranges
+here; `router.build` checks what spans fields (a weight naming an unknown pool, a blue-green
+route whose active pool is not one of its pools). Either way `load_config` raises ConfigError
+with the file name and every problem, and `turnout` exits non-zero.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from router import (
+    AdminState,
+    BackendSpec,
+    HeaderRuleSpec,
+    MatchKind,
+    Mode,
+    PoolSpec,
+    RouteSpec,
+    Snapshot,
+    Spec,
+    SpecError,
+    StickySpec,
+    build_snapshot,
+)
+from router.spec import SameSite
+
+Seconds = Annotated[float, Field(gt=0, le=86_400)]
+
+
+class _Section(BaseModel):
+    # A misspelt option is an error, never silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ListenConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    backlog: int = Field(2048, ge=1)
+
+
+class DownstreamConfig(_Section):
+    """Limits on what clients may send, and how long they may take."""
+
+    header_timeout: Seconds = 10.0
+    keepalive_timeout: Seconds = 75.0
+    max_header_bytes: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
+    max_headers: int = Field(100, ge=8, le=1000)
+
+
+class UpstreamConfig(_Section):
+    """How turnout talks to backends."""
+
+    connect_timeout: Seconds = 5.0
+    read_timeout: Seconds = 30.0
+    keepalive_per_backend: int = Field(256, ge=0)
+    keepalive_idle_timeout: Seconds = 30.0
+    retries: int = Field(1, ge=0, le=5)
+    max_response_header_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
+    tunnel_idle_timeout: Seconds = 3600.0
+
+
+DEFAULT_TRUSTED = [
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "::1/128",
+    "fc00::/7",
+]
+
+
+class ForwardedConfig(_Section):
+    trusted_proxies: list[str] = Field(default_factory=lambda: list(DEFAULT_TRUSTED))
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as error:
+                raise ValueError(f"{network!r} is not an address or CIDR network") from error
+        return value
+
+
+class BackendConfig(_Section):
+    name: str
+    url: str
+    weight: int = Field(1, ge=0)
+    admin_state: AdminState = "ready"
+
+    @field_validator("url")
+    @classmethod
+    def _http_origin(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "http":
+            raise ValueError("must be http://host:port (TLS to backends is not supported)")
+        if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("must be http://host:port, without a path")
+        try:
+            _ = parts.port
+        except ValueError as error:
+            raise ValueError(str(error)) from error
+        return value
+
+    def spec(self) -> BackendSpec:
+        parts = urlsplit(self.url)
+        assert parts.hostname is not None  # checked by the validator
+        return BackendSpec(
+            name=self.name,
+            host=parts.hostname,
+            port=parts.port or 80,
+            weight=self.weight,
+            admin_state=self.admin_state,
+        )
+
+
+class PoolConfig(_Section):
+    backends: list[BackendConfig] = Field(default_factory=list)
+
+
+class HeaderRuleConfig(_Section):
+    name: str
+    header: str
+    match: MatchKind = "exact"
+    value: str | None = None
+    pool: str
+
+
+class StickyConfig(_Section):
+    cookie: str = "turnout-id"
+    issue: bool = True
+    max_age: int = Field(30 * 24 * 3600, ge=0)
+    path: str = "/"
+    secure: bool = False
+    http_only: bool = True
+    same_site: SameSite = "Lax"
+    salt: str = ""
+
+
+class RouteConfig(_Section):
+    hosts: list[str] = Field(default_factory=list)
+    path_prefix: str = "/"
+    mode: Mode = "weighted"
+    weights: dict[str, int] = Field(default_factory=dict)
+    pools: list[str] = Field(default_factory=list)
+    active: str | None = None
+    rules: list[HeaderRuleConfig] = Field(default_factory=list)
+    sticky: StickyConfig | None = None
+    fallback_pool: str | None = None
+
+
+class Settings(BaseSettings):
+    """The whole configuration file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TURNOUT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    listen: ListenConfig = ListenConfig()
+    downstream: DownstreamConfig = DownstreamConfig()
+    upstream: UpstreamConfig = UpstreamConfig()
+    forwarded: ForwardedConfig = ForwardedConfig()
+    pools: dict[str, PoolConfig] = Field(default_factory=dict)
+    routes: dict[str, RouteConfig] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment over file: an operator can override one value without editing the file.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    def spec(self) -> Spec:
+        """The routing spec this configuration declares (not yet validated across fields)."""
+        pools = tuple(
+            PoolSpec(name=name, backends=tuple(backend.spec() for backend in pool.backends))
+            for name, pool in self.pools.items()
+        )
+        routes = tuple(_route_spec(name, route) for name, route in self.routes.items())
+        return Spec(pools=pools, routes=routes)
+
+
+def _route_spec(name: str, route: RouteConfig) -> RouteSpec:
+    return RouteSpec(
+        name=name,
+        hosts=tuple(route.hosts),
+        path_prefix=route.path_prefix,
+        mode=route.mode,
+        weights=tuple(route.weights.items()),
+        colours=tuple(route.pools),
+        active=route.active,
+        rules=tuple(
+            HeaderRuleSpec(
+                name=rule.name,
+                header=rule.header,
+                match=rule.match,
+                value=rule.value,
+                pool=rule.pool,
+            )
+            for rule in route.rules
+        ),
+        sticky=StickySpec(**route.sticky.model_dump()) if route.sticky is not None else None,
+        fallback_pool=route.fallback_pool,
+    )
+
+
+class ConfigError(Exception):
+    """An unusable configuration: names the file and every offending field."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"invalid configuration {path}:\n{lines}")
+
+
+def load_config(path: str | Path) -> tuple[Settings, Snapshot]:
+    """Read, validate and compile a configuration file; ConfigError names every problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(path, ["no such file (turnout never runs on silent defaults)"])
+
+    class FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    try:
+        settings: Settings = FromFile()
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(path, [f"not valid TOML: {error}"]) from error
+    except ValidationError as error:
+        raise ConfigError(path, [_describe(item) for item in error.errors()]) from error
+    try:
+        snapshot = build_snapshot(settings.spec())
+    except SpecError as error:
+        raise ConfigError(path, [str(problem) for problem in error.problems]) from error
+    return settings, snapshot
+
+
+def _describe(error: Any) -> str:
+    location = ""
+    for part in error["loc"]:
+        location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else part)
+    message = error["msg"]
+    if any(isinstance(part, int) for part in error["loc"]):
+        return f"{location}: {message}"
+    env = "TURNOUT_" + "__".join(str(part) for part in error["loc"]).upper()
+    return f"{location}: {message} (in the file, or {env} if set)"
