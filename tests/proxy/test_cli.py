@@ -1,0 +1,88 @@
+"""The `turnout` command, run as a user runs it: a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from helpers import TURNOUT, free_port, toml, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def turnout(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TURNOUT, *args], capture_output=True, text=True, timeout=30, cwd=ROOT, check=False
+    )
+
+
+def test_check_config_accepts_the_example_and_summarises_it() -> None:
+    result = turnout("check-config", "config.example.toml")
+    assert result.returncode == 0, result.stderr
+    assert "route web" in result.stdout
+    assert "blue 90%, canary 10%" in result.stdout
+    assert "blue-green: active blue" in result.stdout
+
+
+def test_check_config_rejects_an_invalid_file_naming_file_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[routes.web]\nweights = { nowhere = 1 }\n")
+    result = turnout("check-config", str(path))
+    assert result.returncode == 2
+    assert str(path) in result.stderr
+    assert "routes.web.weights.nowhere: unknown pool 'nowhere'" in result.stderr
+
+
+def test_run_refuses_a_missing_config() -> None:
+    result = turnout("run", "--config", "/nonexistent/turnout.toml")
+    assert result.returncode == 2
+    assert "no such file" in result.stderr
+
+
+def test_run_requires_a_config() -> None:
+    result = turnout("run")
+    assert result.returncode != 0
+    assert "--config" in result.stderr
+
+
+def test_demo_serves_its_backends_through_the_proxy(tmp_path: Path) -> None:
+    ports = [free_port() for _ in range(4)]
+    data = {
+        "listen": {"host": "127.0.0.1", "port": ports[0]},
+        "pools": {
+            "blue": {"backends": [{"name": "blue-1", "url": f"http://127.0.0.1:{ports[1]}"}]},
+            "green": {"backends": [{"name": "green-1", "url": f"http://127.0.0.1:{ports[2]}"}]},
+            "canary": {"backends": [{"name": "canary-1", "url": f"http://127.0.0.1:{ports[3]}"}]},
+        },
+        "routes": {
+            "web": {
+                "weights": {"blue": 90, "canary": 10},
+                "rules": [
+                    {"name": "testers", "header": "x-canary", "value": "always", "pool": "canary"}
+                ],
+            }
+        },
+    }
+    path = tmp_path / "demo.toml"
+    path.write_text(toml(data))
+    log = tmp_path / "demo.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([TURNOUT, "demo", "--config", str(path)], stdout=out, stderr=out)
+    try:
+        wait_for_port(ports[0], process, log)
+        url = f"http://127.0.0.1:{ports[0]}/hello"
+        seen = set()
+        for _ in range(60):
+            with urllib.request.urlopen(url, timeout=5) as response:
+                seen.add(response.read().split()[0].decode())
+        assert seen == {"blue", "canary"}
+        request = urllib.request.Request(url, headers={"x-canary": "always"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.read().startswith(b"canary")
+        time.sleep(0.1)
+        assert "curl -s -H 'x-canary: always'" in log.read_text()
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
