@@ -76,11 +76,11 @@ class Downstream(asyncio.Protocol):
     __slots__ = (
         "closed",
         "closing",
+        "completed_here",
         "deadline",
         "dp",
         "head",
         "head_began_here",
-        "completed_here",
         "head_bytes",
         "head_raw",
         "header_count",

@@ -35,7 +35,7 @@ def pick_backend(
     """
     eligible = pool.eligible
     count = len(eligible)
-    if count == 0 or len(exclude) >= count:
+    if count == 0 or (exclude and all(index in exclude for index in range(count))):
         return None
     if count == 1:
         return 0

@@ -100,7 +100,11 @@ class Route:
         if not (
             self.any_host
             or host in self.exact_hosts
-            or any(host.endswith(suffix) for suffix in self.wildcard_suffixes)
+            or any(
+                # "*." needs at least one label in front: ".example.com" is not a match.
+                host.endswith(suffix) and len(host) > len(suffix)
+                for suffix in self.wildcard_suffixes
+            )
         ):
             return False
         prefix = self.path_prefix

@@ -12,9 +12,12 @@ so the layout alone decides who moves when weights change:
 With two pools (stable + canary) raising the canary from 5 % to 25 % only extends its range
 [0, 500) to [0, 2500): every user who was in the canary stays there, and new users come in
 only from stable; lowering it only moves users out. With three pools (stable + two
-candidates), a change to either candidate moves users only between that candidate and the
-baseline. Beyond three, pools that are not at an end shift when an inner neighbour changes:
-documented, and the reason to keep canaries few.
+candidates), users never move between the two candidates: a change to one candidate's weight
+moves users between it and the baseline, and (because weights are proportions) may resize the
+other candidate's range too, but only at its boundary with the baseline. When the weights are
+percentages that keep summing to 100 and the baseline absorbs the change, the other candidate
+does not move at all. Beyond three, pools that are not at an end shift when an inner neighbour
+changes: documented, and the reason to keep canaries few.
 
 Weight 0 yields an empty range, so such a pool is never chosen. Each pool with a positive
 weight gets at least one bucket, and the pool that absorbs rounding is the baseline (or, when

@@ -144,6 +144,7 @@ def _pool_name(decision: Decision) -> str | None:
         ("a.example.com", "/api/x", "wild"),
         ("a.b.example.com", "/", "wild"),
         ("example.com", "/", None),
+        (".example.com", "/", None),  # an empty label is not a label
         ("xexample.com", "/", None),
         ("example.com.evil.test", "/", None),
         ("bg.test", "/", "bluegreen"),

@@ -163,9 +163,14 @@ def test_heavily_loaded_backend_avoided() -> None:
         pytest.param(_roll(0, TOP), {0, 1, 2}, None, id="all-excluded"),
         pytest.param(_roll(0, TOP), set(), 0, id="empty-exclude"),
         pytest.param(_roll(0, TOP), {0}, 1, id="excluded-draw-moves"),
+        # Duplicates and out-of-range indices must not hide a backend still free.
+        pytest.param(_roll(0, TOP), [0, 0, 1], 2, id="duplicates-in-exclude"),
+        pytest.param(_roll(0, TOP), {0, 1, 7}, 2, id="out-of-range-in-exclude"),
     ],
 )
-def test_exclude_fixed_rolls(roll: int, exclude: set[int], expected: int | None) -> None:
+def test_exclude_fixed_rolls(
+    roll: int, exclude: set[int] | list[int], expected: int | None
+) -> None:
     assert pick_backend(_pool(1, 1, 1), _loads(0, 0, 0), roll, exclude) == expected
 
 
