@@ -55,11 +55,15 @@ def admit(head: RequestHead, version: str) -> ProxyError | None:
     return None
 
 
-def request_meta(head: RequestHead) -> RequestMeta:
-    """What the router sees of a request."""
+def request_meta(head: RequestHead, host: str) -> RequestMeta:
+    """What the router sees of a request; `host` is `route_host(head.host)`."""
     target = head.target
     query = target.find(b"?")
     path = (target if query == -1 else target[:query]).decode("latin-1")
-    host = normalise_host(head.host.decode("latin-1")) if head.host else ""
     cookie = head.cookie.decode("latin-1") if head.cookie is not None else None
-    return RequestMeta(host=host, path=path, headers=head.rule_values, cookie=cookie)
+    return RequestMeta(host, path, head.rule_values, cookie)
+
+
+def route_host(raw: bytes | None) -> str:
+    """The Host header as routes match it (see router.normalise_host)."""
+    return normalise_host(raw.decode("latin-1")) if raw else ""

@@ -51,6 +51,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--config", "-c", type=Path, default=Path("config.example.toml"))
     demo.set_defaults(command=_demo)
+
+    # The benchmark parses its own arguments: prefix_chars that no argument starts with make
+    # every one of them, options included, land in `args` untouched.
+    bench = commands.add_parser(
+        "bench",
+        help="run the bundled benchmark (turnout bench --help)",
+        add_help=False,
+        prefix_chars="\0",
+    )
+    bench.add_argument("args", nargs=argparse.REMAINDER)
+    bench.set_defaults(command=_bench)
     return parser
 
 
@@ -115,6 +126,13 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"turnout: {error}", file=sys.stderr)
         return EXIT_CONFIG
     return uvloop.run(run_demo(settings, snapshot))
+
+
+def _bench(args: argparse.Namespace) -> int:
+    # Imported only here: the proxy itself never loads the benchmark.
+    from benchmarks.__main__ import main as bench_main
+
+    return bench_main(args.args)
 
 
 if __name__ == "__main__":

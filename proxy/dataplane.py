@@ -21,8 +21,10 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from proxy.admission import route_host
 from proxy.config import Settings
 from proxy.downstream import Downstream
+from proxy.headers import REQUEST_SPECIAL_LENGTHS
 from proxy.upstream import ConnectionPool
 from router import Snapshot
 
@@ -48,6 +50,8 @@ class Installed:
     targets: dict[str, tuple[Target, ...]]
     """Pool name -> targets aligned with `pool.eligible`."""
     rule_headers: frozenset[bytes]
+    header_lengths: frozenset[int]
+    """Lengths of every request header name the proxy acts on (special or read by a rule)."""
 
 
 class DataPlane:
@@ -68,6 +72,7 @@ class DataPlane:
             for network in settings.forwarded.trusted_proxies
         ]
         self._trust_cache: dict[str, bool] = {}
+        self._host_cache: dict[bytes | None, str] = {}
         self.targets: dict[tuple[str, str, str, int], Target] = {}
         self.connection_pools: dict[tuple[str, int], ConnectionPool] = {}
         self.connections: set[Downstream] = set()
@@ -96,10 +101,12 @@ class DataPlane:
                 self._target(name, backend.name, backend.host, backend.port)
                 for backend in pool.eligible
             )
+        rule_headers = frozenset(name.encode("latin-1") for name in snapshot.rule_headers)
         return Installed(
             snapshot=snapshot,
             targets=targets,
-            rule_headers=frozenset(name.encode("latin-1") for name in snapshot.rule_headers),
+            rule_headers=rule_headers,
+            header_lengths=REQUEST_SPECIAL_LENGTHS | {len(name) for name in rule_headers},
         )
 
     def _target(self, pool: str, backend: str, host: str, port: int) -> Target:
@@ -158,6 +165,17 @@ class DataPlane:
                 self._trust_cache.clear()
             self._trust_cache[address] = trusted
         return trusted
+
+    def route_host(self, raw: bytes | None) -> str:
+        """The routing form of a Host header, cached: a sidecar sees few distinct hosts, and
+        decoding and normalising the same bytes on every request is pure waste."""
+        host = self._host_cache.get(raw)
+        if host is None:
+            host = route_host(raw)
+            if len(self._host_cache) > 1000:  # bounded against a client inventing hosts
+                self._host_cache.clear()
+            self._host_cache[raw] = host
+        return host
 
     def new_request_id(self) -> bytes:
         """Unique per process without a system call: a random prefix and a counter."""

@@ -171,6 +171,10 @@ class Downstream(asyncio.Protocol):
         except HttpParserError as error:
             self.reject(BadRequest(f"malformed request: {error}"))
         else:
+            if self.in_head and self.head_began_here and not self.queue:
+                # A head that did not arrive in one read: from now on it has header_timeout
+                # to complete (slowloris). Heads that arrive whole never pay for this.
+                self.progress(self.dp.header_timeout)
             if self.in_head and not (self.head_began_here and self.completed_here):
                 # llhttp may hold a partial field that on_header has not seen yet, so raw
                 # bytes are counted too: the whole read, unless a previous (pipelined) request
@@ -229,8 +233,6 @@ class Downstream(asyncio.Protocol):
         self.head_raw = 0
         self.head_began_here = True
         self.header_count = 0
-        if not self.queue:
-            self.progress(self.dp.header_timeout)
 
     def on_url(self, url: bytes) -> None:
         head = self.head
@@ -248,6 +250,9 @@ class Downstream(asyncio.Protocol):
         self.head_bytes += len(name) + len(value) + 4
         if self.header_count > self.dp.max_headers:
             raise HeadersTooLarge(f"more than {self.dp.max_headers} header fields")
+        if len(name) not in self.installed.header_lengths:
+            head.headers.append((name, value))  # neither special nor read by a rule
+            return
         lname = name.lower()
         if lname in self.installed.rule_headers:
             key = lname.decode("latin-1")
@@ -335,9 +340,11 @@ class Downstream(asyncio.Protocol):
         if not exchange.keep_alive or (self.closing and not queue):
             self.close()
             return
-        if len(queue) <= MAX_PIPELINED:
-            self.resume_reading(self.PAUSE_QUEUE)
-        self.resume_reading(self.PAUSE_UPSTREAM | self.PAUSE_BUFFER)
+        if self.paused:
+            reasons = self.PAUSE_UPSTREAM | self.PAUSE_BUFFER
+            if len(queue) <= MAX_PIPELINED:
+                reasons |= self.PAUSE_QUEUE
+            self.resume_reading(reasons)
         if queue:
             self.start_next()
         elif self.in_head:

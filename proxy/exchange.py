@@ -150,7 +150,9 @@ class Exchange:
         if not self.request_id:
             self.request_id = self.dp.new_request_id()
         decision = self.decision = decide(
-            request_meta(head), self.installed.snapshot, getrandbits(64)
+            request_meta(head, self.dp.route_host(head.host)),
+            self.installed.snapshot,
+            getrandbits(64),
         )
         if decision.pool is None:
             self.fail(NoRoute("no route matches this request's host and path"))
@@ -230,10 +232,12 @@ class Exchange:
         self.reused = reused
         connection.begin(self, head_only=self.head.method == b"HEAD")
         pending = self.pending
+        transport = connection.transport
+        assert transport is not None  # set by connection_made, before anyone can take it
         if pending:
-            connection.writelines([self.upstream_head, *pending])
+            transport.writelines([self.upstream_head, *pending])
         else:
-            connection.write(self.upstream_head)
+            transport.write(self.upstream_head)
         if self.sent is not None:
             self.sent_bytes = len(self.upstream_head) + self.pending_bytes
             self.sent = [self.upstream_head, *pending] if self.sent_bytes <= REPLAY_LIMIT else None
@@ -376,7 +380,13 @@ class Exchange:
         """Write what the last read produced, in one call; finish if the response is complete."""
         out = self.out
         if out:
-            self.ds.writelines(out)
+            # One buffer for a small response (head and body): a single send, no iovec.
+            if len(out) == 1:
+                self.ds.write(out[0])
+            elif len(out) <= 4 and sum(map(len, out)) <= 16384:
+                self.ds.write(b"".join(out))
+            else:
+                self.ds.writelines(out)
             self.out = []
         if self.response_done:
             self.finish()
@@ -541,11 +551,14 @@ class Exchange:
         if self.finished:
             return
         self.finished = True
-        self.release_target()
+        target = self.target
+        if target is not None:
+            self.target = None
+            target.inflight -= 1
         connection = self.upstream
         if connection is not None:
             self.upstream = None
-            if self.request_sent and connection.response_done and connection.keep_alive:
+            if self.request_sent and connection.keep_alive:
                 connection.pool.give_back(connection)
             else:
                 connection.close()

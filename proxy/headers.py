@@ -169,12 +169,29 @@ class ResponseHead:
         self.upgrade: bytes | None = None
 
 
-def connection_tokens(value: bytes) -> list[bytes]:
-    return [token.strip().lower() for token in value.split(b",") if token.strip()]
+def connection_tokens(value: bytes) -> tuple[bytes, ...]:
+    """Lower-case tokens of a Connection header value."""
+    simple = _SIMPLE_CONNECTION.get(value)
+    if simple is not None:
+        return simple  # nearly every value is one of these: no splitting
+    return tuple(token.strip().lower() for token in value.split(b",") if token.strip())
 
 
-def _named_by_connection(connection: list[bytes]) -> frozenset[bytes]:
-    """Extra header names to drop because the Connection header lists them."""
+_SIMPLE_CONNECTION: Final = {
+    spelling: (spelling.lower(),)
+    for spelling in (b"keep-alive", b"Keep-Alive", b"close", b"Close", b"upgrade", b"Upgrade")
+}
+
+REQUEST_SPECIAL_LENGTHS: Final = frozenset(len(name) for name in REQUEST_SPECIAL)
+"""Lengths of the special request header names: a name of another length cannot be one, so it
+is copied through without lower-casing it first."""
+
+
+def _named_by_connection(connection: list[bytes]) -> frozenset[bytes] | None:
+    """Extra header names to drop because the Connection header lists them (usually none:
+    `Connection: keep-alive` or `close` name no header)."""
+    if all(token in CONNECTION_KEYWORDS for token in connection):
+        return None
     return frozenset(
         token for token in connection if token not in CONNECTION_KEYWORDS and token not in PROTECTED
     )

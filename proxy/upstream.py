@@ -153,17 +153,18 @@ class UpstreamConnection(asyncio.Protocol):
         if self.head_bytes > self.pool.max_head_bytes:
             raise UpstreamBadResponse("response head too large")
         response = self.response
-        lname = name.lower()
-        if lname == b"content-length":
-            response.content_length = value
-        elif lname == b"transfer-encoding":
-            response.chunked = True  # llhttp has checked that chunked is last
-        elif lname == b"connection":
-            response.connection += connection_tokens(value)
-        elif lname == b"upgrade":
-            response.upgrade = value
-        elif lname not in _RESPONSE_HOP:
+        kind = _RESPONSE_SPECIAL.get(name.lower()) if len(name) in _SPECIAL_LENGTHS else None
+        if kind is None:
             response.headers.append((name, value))
+        elif kind == _CONTENT_LENGTH:
+            response.content_length = value
+        elif kind == _TRANSFER_ENCODING:
+            response.chunked = True  # llhttp has checked that chunked is last
+        elif kind == _CONNECTION:
+            response.connection += connection_tokens(value)
+        elif kind == _UPGRADE:
+            response.upgrade = value
+        # else: other hop-by-hop fields, dropped
 
     def on_headers_complete(self) -> None:
         response = self.response
@@ -250,7 +251,19 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.abort()
 
 
-_RESPONSE_HOP = frozenset({b"keep-alive", b"proxy-connection", b"te", b"trailer"})
+_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _UPGRADE, _HOP = range(5)
+_RESPONSE_SPECIAL = {
+    b"content-length": _CONTENT_LENGTH,
+    b"transfer-encoding": _TRANSFER_ENCODING,
+    b"connection": _CONNECTION,
+    b"upgrade": _UPGRADE,
+    b"keep-alive": _HOP,
+    b"proxy-connection": _HOP,
+    b"te": _HOP,
+    b"trailer": _HOP,
+}
+"""Response headers the proxy acts on or drops instead of copying (one dict lookup each)."""
+_SPECIAL_LENGTHS = frozenset(len(name) for name in _RESPONSE_SPECIAL)
 
 
 class ConnectionPool:

@@ -30,27 +30,35 @@ def decide(meta: RequestMeta, snapshot: Snapshot, roll: int) -> Decision:
     route = snapshot.match(meta.host, meta.path)
     if route is None:
         return NO_ROUTE
+    decision = _choose(meta, route, roll)
+    pool = decision.pool
+    if pool is None or pool.eligible:
+        return decision  # the common case, in one test
+    fallback = route.fallback
+    if fallback is None or not fallback.eligible:
+        return decision
+    return decision._replace(pool=fallback, fallback_from=pool.name)
+
+
+def _choose(meta: RequestMeta, route: Route, roll: int) -> Decision:
+    """Steps 2 and 3: header rules, then the route's split."""
     for rule in route.rules:
         if rule.matches(meta.headers.get(rule.header)):
-            return _with_fallback(Decision(route, rule.pool, "header", rule_name=rule.name))
+            return Decision(route, rule.pool, "header", rule.name)
     if route.active is not None:
-        return _with_fallback(Decision(route, route.active, "active"))
+        return Decision(route, route.active, "active")
     sticky = route.sticky
     if sticky is not None:
         value = cookie_value(meta.cookie, sticky.cookie)
         if value is not None:
             bucket = bucket_of(value, sticky.salt)
-            return _with_fallback(Decision(route, _split(route, bucket), "cookie", bucket=bucket))
+            return Decision(route, _split(route, bucket), "cookie", None, bucket)
         if sticky.issue:
             issued = new_cookie_value(roll)
             bucket = bucket_of(issued, sticky.salt)
-            return _with_fallback(
-                Decision(
-                    route, _split(route, bucket), "cookie", bucket=bucket, issued_cookie=issued
-                )
-            )
+            return Decision(route, _split(route, bucket), "cookie", None, bucket, issued)
     bucket = roll % BUCKETS
-    return _with_fallback(Decision(route, _split(route, bucket), "weighted", bucket=bucket))
+    return Decision(route, _split(route, bucket), "weighted", None, bucket)
 
 
 def new_cookie_value(roll: int) -> str:
@@ -61,25 +69,3 @@ def new_cookie_value(roll: int) -> str:
 
 def _split(route: Route, bucket: int) -> Pool:
     return route.split_pools[bisect_right(route.split_bounds, bucket)]
-
-
-def _with_fallback(decision: Decision) -> Decision:
-    pool = decision.pool
-    route = decision.route
-    if (
-        pool is not None
-        and not pool.eligible
-        and route is not None
-        and route.fallback is not None
-        and route.fallback.eligible
-    ):
-        return Decision(
-            route,
-            route.fallback,
-            decision.rule,
-            rule_name=decision.rule_name,
-            bucket=decision.bucket,
-            issued_cookie=decision.issued_cookie,
-            fallback_from=pool.name,
-        )
-    return decision
