@@ -1,0 +1,175 @@
+"""The bundled benchmark's command line: `python -m benchmarks` and `turnout bench`.
+
+python -m benchmarks [--scenario NAME ...] [--targets turnout,direct,nginx,haproxy] [--pin]
+python -m benchmarks router [--iterations N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks import chart, report, router_bench
+from benchmarks.processes import ChildError, sigterm_as_interrupt
+from benchmarks.progress import Progress
+from benchmarks.runner import Plan, SetupError, resolve, run
+from benchmarks.scenarios import DEFAULT_SCENARIOS, SCENARIOS
+from benchmarks.targets import TARGETS, TargetName
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["router"]:
+        return _router(args[1:])
+    return _proxies(args)
+
+
+def _prog() -> str:
+    return "turnout bench" if Path(sys.argv[0]).name == "turnout" else "python -m benchmarks"
+
+
+def _proxies(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog=_prog(),
+        description="Load turnout, a backend directly, nginx and haproxy (as proxies making the "
+        "same split) with wrk on loopback, and report throughput, latency, CPU per request, "
+        "memory and the observed split. Everything is started here and stopped at the end.",
+        epilog=f"Scenarios: {_scenario_help()}. Router micro-benchmark: {_prog()} router --help.",
+    )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=[*SCENARIOS, "all"],
+        help=f"repeatable; default: {', '.join(DEFAULT_SCENARIOS)}",
+    )
+    parser.add_argument(
+        "--targets",
+        type=_targets,
+        help=f"comma-separated among {','.join(TARGETS)}; default: all that are installed",
+    )
+    parser.add_argument("--duration", type=_seconds, default=10, help="seconds per measured run")
+    parser.add_argument(
+        "--warmup", type=_seconds, default=2, help="seconds of unrecorded load before each run"
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the proxy under test alone to the last CPU, everything else to the others",
+    )
+    parser.add_argument(
+        "--weights",
+        type=_weights,
+        default=(("stable", 50), ("canary", 50)),
+        help="pools and their weights, baseline first (default: stable=50,canary=50)",
+    )
+    parser.add_argument("--backends-per-pool", type=int, default=1, choices=range(1, 9))
+    parser.add_argument("--load-generator", choices=["auto", "wrk", "builtin"], default="auto")
+    parser.add_argument("--backend", choices=["auto", "nginx", "builtin"], default="auto")
+    parser.add_argument("--json", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--html", type=Path, default=RESULTS / "latest.html")
+    parser.add_argument(
+        "--keep-temp", action="store_true", help="keep the generated configurations and logs"
+    )
+    args = parser.parse_args(argv)
+    if args.duration < 1:
+        parser.error("--duration must be at least 1 second")
+    names = args.scenario or list(DEFAULT_SCENARIOS)
+    if "all" in names:
+        names = list(SCENARIOS)
+    plan = Plan(
+        scenarios=tuple(SCENARIOS[name] for name in dict.fromkeys(names)),
+        targets=args.targets,
+        duration=args.duration,
+        warmup=args.warmup,
+        pin=args.pin,
+        weights=args.weights,
+        backends_per_pool=args.backends_per_pool,
+        load_generator=args.load_generator,
+        backend=args.backend,
+        keep_temp=args.keep_temp,
+    )
+    progress = Progress()
+    try:
+        with sigterm_as_interrupt():
+            setup = resolve(plan)
+            results = run(plan, setup, progress)
+    except (SetupError, ChildError) as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{parser.prog}: interrupted; every process it started is stopped", file=sys.stderr)
+        return 130
+    print(report.text(results))
+    for path, content in (
+        (args.json, json.dumps(report.to_json(results), indent=2) + "\n"),
+        (args.html, chart.html(results)),
+    ):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+        progress.say(f"wrote {path}")
+    return 0
+
+
+def _router(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"{_prog()} router",
+        description="Nanoseconds per router.decide() and router.pick_backend() call.",
+    )
+    parser.add_argument("--iterations", type=int, default=200_000, help="calls per repeat")
+    parser.add_argument("--repeats", type=int, default=7, help="the median of these is shown")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    if args.iterations < 1 or args.repeats < 1:
+        parser.error("--iterations and --repeats must be at least 1")
+    timings = router_bench.run(args.iterations, args.repeats)
+    print(router_bench.text(timings, args.iterations, args.repeats))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "iterations": args.iterations,
+            "repeats": args.repeats,
+            "ns_per_call": {t.case: {"median": t.median_ns, "min": t.min_ns} for t in timings},
+        }
+        args.json.write_text(json.dumps(data, indent=2) + "\n")
+    return 0
+
+
+def _scenario_help() -> str:
+    return "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values())
+
+
+def _targets(value: str) -> tuple[TargetName, ...]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in TARGETS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose among {','.join(TARGETS)}")
+    return tuple(name for name in TARGETS if name in names)
+
+
+def _seconds(value: str) -> int:
+    # wrk takes whole seconds.
+    seconds = int(value.removesuffix("s"))
+    if seconds < 0:
+        raise argparse.ArgumentTypeError("must be zero or more")
+    return seconds
+
+
+def _weights(value: str) -> tuple[tuple[str, int], ...]:
+    pairs = []
+    for item in value.split(","):
+        name, _, weight = item.partition("=")
+        if not name.strip() or not weight.strip().isdigit():
+            raise argparse.ArgumentTypeError("expected pool=weight,pool=weight")
+        pairs.append((name.strip(), int(weight)))
+    if len(pairs) < 2 or not any(weight for _, weight in pairs):
+        raise argparse.ArgumentTypeError("at least two pools, not all weights zero")
+    return tuple(pairs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

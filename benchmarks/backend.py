@@ -1,0 +1,136 @@
+"""The built-in benchmark backend, for machines without nginx: `python -m benchmarks.backend`.
+
+A uvloop protocol parsing requests with httptools (llhttp), serving what the nginx backends
+serve: `/` (20 bytes), `/64k` (65536 bytes), `POST /upload` (body read and dropped) and
+`/__status`, which answers in nginx's stub_status format so one reader serves both kinds.
+Like nginx, it counts a request once its head is parsed, the status request included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+from typing import cast
+
+import httptools
+import uvloop
+
+from benchmarks.scenarios import (
+    LARGE_BYTES,
+    LARGE_PATH,
+    SMALL_PATH,
+    STATUS_PATH,
+    UPLOAD_PATH,
+    small_body,
+)
+
+
+def _response(body: bytes, status: bytes = b"200 OK", close: bool = False) -> bytes:
+    head = b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain\r\n"
+    if close:
+        head += b"Connection: close\r\n"
+    return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.requests = 0
+        self.accepted = 0
+        self.active = 0
+
+    def status(self) -> bytes:
+        return (
+            f"Active connections: {self.active} \n"
+            "server accepts handled requests\n"
+            f" {self.accepted} {self.accepted} {self.requests} \n"
+            f"Reading: 0 Writing: 1 Waiting: {max(self.active - 1, 0)} \n"
+        ).encode()
+
+
+class BackendProtocol(asyncio.Protocol):
+    def __init__(self, name: str, counter: Counter, large: bytes) -> None:
+        self.counter = counter
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.url = b""
+        self.bodies = {
+            SMALL_PATH.encode(): small_body(name).encode(),
+            LARGE_PATH.encode(): large,
+            UPLOAD_PATH.encode(): b"ok\n",
+        }
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        self.counter.accepted += 1
+        self.counter.active += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.counter.active -= 1
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.transport.close()
+        except httptools.HttpParserError:
+            self.transport.write(_response(b"bad request\n", b"400 Bad Request", close=True))
+            self.transport.close()
+
+    # A slow reader must not make us buffer without bound: stop reading until it catches up.
+    def pause_writing(self) -> None:
+        assert self.transport is not None
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        assert self.transport is not None
+        self.transport.resume_reading()
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_headers_complete(self) -> None:
+        self.counter.requests += 1
+
+    def on_message_complete(self) -> None:
+        assert self.transport is not None
+        path = self.url.split(b"?", 1)[0]
+        keep_alive = self.parser.should_keep_alive()
+        if path == STATUS_PATH.encode():
+            response = _response(self.counter.status(), close=not keep_alive)
+        elif path in self.bodies:
+            response = _response(self.bodies[path], close=not keep_alive)
+        else:
+            response = _response(b"not found\n", b"404 Not Found", close=not keep_alive)
+        self.transport.write(response)
+        if not keep_alive:
+            self.transport.close()
+
+
+async def serve(name: str, host: str, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    counter = Counter()
+    large = bytes(range(256)) * (LARGE_BYTES // 256)
+    server = await loop.create_server(
+        lambda: BackendProtocol(name, counter, large), host, port, backlog=4096
+    )
+    async with server:
+        await server.serve_forever()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--name", default="backend")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    uvloop.run(serve(args.name, args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

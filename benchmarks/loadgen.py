@@ -1,0 +1,180 @@
+"""The built-in load generator, for machines without wrk: `python -m benchmarks.loadgen`.
+
+Closed-loop like wrk: each connection sends a request, waits for the whole response, sends the
+next (keep-alive unless --close). Responses are parsed with httptools. It prints one JSON line
+with the fields of `benchmarks.load.LoadResult`.
+
+It runs on one core in Python, so it saturates long before nginx does: the benchmark always
+measures it against a backend directly too, and reports that figure as its ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+import uvloop
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.latencies_ns: list[int] = []
+        self.errors = {"connect": 0, "read": 0, "write": 0, "timeout": 0}
+        self.http_errors = 0
+
+
+class ClientProtocol(asyncio.Protocol):
+    """One client connection; `request()` sends a request and resolves to its status."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future[int] | None = None
+        self.keep_alive = True
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionResetError("connection closed mid-response"))
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as error:
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_exception(ConnectionResetError(f"bad response: {error}"))
+
+    def on_message_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(self.parser.get_status_code())
+
+    def request(self, payload: bytes) -> asyncio.Future[int]:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(payload)
+        return self.waiter
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def request_bytes(url: str, method: str, body_bytes: int, close: bool) -> bytes:
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    head = f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+    if close:
+        head += "Connection: close\r\n"
+    if body_bytes or method != "GET":
+        head += f"Content-Type: application/octet-stream\r\nContent-Length: {body_bytes}\r\n"
+    return (head + "\r\n").encode() + b"x" * body_bytes
+
+
+async def connection_loop(
+    host: str, port: int, payload: bytes, deadline: float, request_timeout: float, stats: Stats
+) -> None:
+    loop = asyncio.get_running_loop()
+    client: ClientProtocol | None = None
+    try:
+        while time.monotonic() < deadline:
+            if client is None or client.lost or not client.keep_alive:
+                if client is not None:
+                    client.close()
+                try:
+                    _, client = await loop.create_connection(ClientProtocol, host, port)
+                except OSError:
+                    stats.errors["connect"] += 1
+                    client = None
+                    await asyncio.sleep(0.01)
+                    continue
+            start = time.perf_counter_ns()
+            try:
+                status = await asyncio.wait_for(client.request(payload), request_timeout)
+            except TimeoutError:
+                stats.errors["timeout"] += 1
+                client.close()
+                client = None
+                continue
+            except ConnectionError:
+                stats.errors["read"] += 1
+                client = None
+                continue
+            if time.monotonic() < deadline:
+                stats.latencies_ns.append(time.perf_counter_ns() - start)
+                if status >= 400:
+                    stats.http_errors += 1
+    finally:
+        if client is not None:
+            client.close()
+
+
+def percentile(ordered: list[int], fraction: float) -> float:
+    if not ordered:
+        return 0.0
+    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
+    return ordered[index] / 1e6
+
+
+async def generate(
+    url: str, connections: int, duration: float, payload: bytes, request_timeout: float
+) -> dict[str, object]:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    stats = Stats()
+    started = time.monotonic()
+    deadline = started + duration
+    tasks = [
+        asyncio.create_task(connection_loop(host, port, payload, deadline, request_timeout, stats))
+        for _ in range(connections)
+    ]
+    # Requests still in flight at the deadline are neither waited for nor counted (as wrk).
+    await asyncio.sleep(duration)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    elapsed = time.monotonic() - started
+    ordered = sorted(stats.latencies_ns)
+    return {
+        "requests": len(ordered),
+        "duration_s": round(elapsed, 3),
+        "requests_per_s": round(len(ordered) / duration, 2),
+        "latency_ms": {
+            "p50": percentile(ordered, 0.50),
+            "p90": percentile(ordered, 0.90),
+            "p99": percentile(ordered, 0.99),
+            "max": ordered[-1] / 1e6 if ordered else 0.0,
+        },
+        "socket_errors": stats.errors,
+        "http_errors": stats.http_errors,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--method", default="GET")
+    parser.add_argument("--body-bytes", type=int, default=0)
+    parser.add_argument("--close", action="store_true")
+    parser.add_argument("--timeout", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    payload = request_bytes(args.url, args.method, args.body_bytes, args.close)
+    report = uvloop.run(generate(args.url, args.connections, args.duration, payload, args.timeout))
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
