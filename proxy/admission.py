@@ -16,7 +16,7 @@ from proxy.failures import (
     VersionNotSupported,
 )
 from proxy.headers import RequestHead
-from router import RequestMeta, normalise_host
+from router import RequestMeta, Snapshot, normalise_host
 
 
 def admit(head: RequestHead, version: str) -> ProxyError | None:
@@ -55,12 +55,17 @@ def admit(head: RequestHead, version: str) -> ProxyError | None:
     return None
 
 
-def request_meta(head: RequestHead, host: str) -> RequestMeta:
-    """What the router sees of a request; `host` is `route_host(head.host)`."""
-    target = head.target
-    query = target.find(b"?")
-    path = (target if query == -1 else target[:query]).decode("latin-1")
-    cookie = head.cookie.decode("latin-1") if head.cookie is not None else None
+def request_meta(head: RequestHead, host: str, snapshot: Snapshot) -> RequestMeta:
+    """What the router sees of a request; `host` is `route_host(head.host)`. The path and the
+    cookie are decoded only when some route of `snapshot` reads them."""
+    path = "/"
+    if snapshot.reads_path:
+        target = head.target
+        query = target.find(b"?")
+        path = (target if query == -1 else target[:query]).decode("latin-1")
+    cookie = None
+    if snapshot.reads_cookie and head.cookie is not None:
+        cookie = head.cookie.decode("latin-1")
     return RequestMeta(host, path, head.rule_values, cookie)
 
 

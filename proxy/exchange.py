@@ -149,9 +149,10 @@ class Exchange:
         head = self.head
         if not self.request_id:
             self.request_id = self.dp.new_request_id()
+        snapshot = self.installed.snapshot
         decision = self.decision = decide(
-            request_meta(head, self.dp.route_host(head.host)),
-            self.installed.snapshot,
+            request_meta(head, self.dp.route_host(head.host), snapshot),
+            snapshot,
             getrandbits(64),
         )
         if decision.pool is None:

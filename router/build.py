@@ -70,6 +70,8 @@ def build_snapshot(
         pools=MappingProxyType(pools),
         routes=routes,
         rule_headers=rule_headers,
+        reads_path=any(route.path_prefix != "/" for route in routes),
+        reads_cookie=any(route.sticky is not None for route in routes),
     )
 
 

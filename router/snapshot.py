@@ -97,16 +97,13 @@ class Route:
 
     def matches(self, host: str, path: str) -> bool:
         """Host (exact or wildcard) and path prefix on element boundaries (Gateway API)."""
-        if not (
-            self.any_host
-            or host in self.exact_hosts
-            or any(
+        if not self.any_host and host not in self.exact_hosts:
+            for suffix in self.wildcard_suffixes:
                 # "*." needs at least one label in front: ".example.com" is not a match.
-                host.endswith(suffix) and len(host) > len(suffix)
-                for suffix in self.wildcard_suffixes
-            )
-        ):
-            return False
+                if host.endswith(suffix) and len(host) > len(suffix):
+                    break
+            else:
+                return False
         prefix = self.path_prefix
         return (
             prefix == "/"
@@ -125,6 +122,10 @@ class Snapshot:
     routes: tuple[Route, ...]
     rule_headers: frozenset[str]
     """Lower-case names of every header some rule reads: the data plane keeps only these."""
+    reads_path: bool
+    """Some route matches on a path prefix other than "/" (else the path need not be decoded)."""
+    reads_cookie: bool
+    """Some route is sticky (else the Cookie header need not be decoded)."""
 
     def match(self, host: str, path: str) -> Route | None:
         """The first route, in declared order, matching host and path."""
