@@ -68,6 +68,14 @@ def _proxies(argv: list[str]) -> int:
         help="pools and their weights, baseline first (default: stable=50,canary=50)",
     )
     parser.add_argument("--backends-per-pool", type=int, default=1, choices=range(1, 9))
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        choices=range(1, 65),
+        metavar="N",
+        help="turnout worker processes (nginx gets N workers, HAProxy N threads); default 1",
+    )
     parser.add_argument("--load-generator", choices=["auto", "wrk", "builtin"], default="auto")
     parser.add_argument("--backend", choices=["auto", "nginx", "builtin"], default="auto")
     parser.add_argument("--json", type=Path, default=RESULTS / "latest.json")
@@ -92,6 +100,7 @@ def _proxies(argv: list[str]) -> int:
         load_generator=args.load_generator,
         backend=args.backend,
         keep_temp=args.keep_temp,
+        workers=args.workers,
     )
     progress = Progress()
     try:

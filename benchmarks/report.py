@@ -174,7 +174,8 @@ def _header(results: Results) -> str:
         f"turnout benchmark: {machine['cpu_model']}, {machine['cores']} cores, "
         f"Linux {machine['kernel']}, Python {machine['python']}\n"
         f"load: {generator}, {params['duration_s']} s per run after {params['warmup_s']} s "
-        f"warmup; backends: {backend}, one process per backend\n{pinning}"
+        f"warmup; backends: {backend}, one process per backend\n"
+        f"{params.get('workers', 1)} worker(s) per proxy; {pinning}"
     )
 
 

@@ -42,6 +42,8 @@ class Plan:
     load_generator: Generator | Literal["auto"] = "auto"
     backend: BackendKind | Literal["auto"] = "auto"
     keep_temp: bool = False
+    workers: int = 1
+    """turnout worker processes; nginx gets as many worker processes, HAProxy as many threads."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,13 @@ def resolve(plan: Plan) -> Setup:
         if len(cpus) < 2:
             notes.append("--pin ignored: it needs at least 2 CPUs")
         else:
-            proxy_cpus, other_cpus = frozenset(cpus[-1:]), frozenset(cpus[:-1])
+            if plan.workers >= len(cpus):
+                notes.append(
+                    f"--pin ignored: {plan.workers} worker(s) need more than {len(cpus)} CPUs"
+                )
+            else:
+                split = len(cpus) - plan.workers
+                proxy_cpus, other_cpus = frozenset(cpus[split:]), frozenset(cpus[:split])
     return Setup(
         generator=generator,
         backend=backend,
@@ -164,7 +172,14 @@ def run(plan: Plan, setup: Setup, progress: Progress) -> Results:
             )
             targets = [
                 start_target(
-                    name, children, workdir, plan.weights, backends, setup.tools, setup.proxy_cpus
+                    name,
+                    children,
+                    workdir,
+                    plan.weights,
+                    backends,
+                    setup.tools,
+                    setup.proxy_cpus,
+                    plan.workers,
                 )
                 for name in setup.targets
             ]
@@ -301,6 +316,7 @@ def _parameters(plan: Plan, setup: Setup) -> dict[str, Any]:
         "warmup_s": plan.warmup,
         "weights": dict(plan.weights),
         "backends_per_pool": plan.backends_per_pool,
+        "workers": plan.workers,
         "load_generator": setup.generator,
         "backend": setup.backend,
         "pinned": setup.proxy_cpus is not None,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +36,11 @@ class Target:
 
 
 def turnout_toml(
-    port: int, weights: Sequence[tuple[str, int]], backends: Sequence[BackendServer]
+    port: int,
+    weights: Sequence[tuple[str, int]],
+    backends: Sequence[BackendServer],
+    admin_port: int = 9901,
+    workers: int = 1,
 ) -> str:
     """The configuration turnout runs under test: one sticky weighted route and a header rule.
 
@@ -50,6 +57,12 @@ def turnout_toml(
         'host = "127.0.0.1"',
         f"port = {port}",
         "backlog = 4096",
+        "",
+        "[admin]",
+        f"port = {admin_port}",
+        "",
+        "[process]",
+        f"workers = {workers}",
         "",
     ]
     for pool, _ in weights:
@@ -88,24 +101,45 @@ def start_target(
     backends: Sequence[BackendServer],
     tools: dict[str, str],
     cpus: frozenset[int] | None,
+    workers: int = 1,
 ) -> Target:
-    """Start the proxy `name` in front of `backends` (or point at one for `direct`)."""
+    """Start the proxy `name` in front of `backends` (or point at one for `direct`), with
+    `workers` processes (turnout, nginx) or threads (HAProxy)."""
     if name == "direct":
         return Target(name, backends[0].port, None)
-    (port,) = free_ports(1)
+    port, admin_port = free_ports(2)
     upstream = baselines.servers(weights, [(b.pool, b.name, b.port) for b in backends])
     if name == "turnout":
         conf = workdir / "turnout.toml"
-        conf.write_text(turnout_toml(port, weights, backends))
+        conf.write_text(turnout_toml(port, weights, backends, admin_port, workers))
         argv = [*turnout_command(), "--log-level", "warning", "run", "--config", str(conf)]
         child = children.spawn("turnout", argv, cpus)
+        # The listening sockets exist before the workers serve: wait for /ready, not the port.
+        wait_for_port(child, admin_port)
+        wait_until_ready(child, admin_port)
     elif name == "nginx":
         http = baselines.nginx_proxy(port, upstream)
-        child = nginx.start(children, tools["nginx"], "nginx", workdir / "nginx-proxy", http, cpus)
+        child = nginx.start(
+            children, tools["nginx"], "nginx", workdir / "nginx-proxy", http, cpus, workers
+        )
     else:
         conf = workdir / "haproxy.cfg"
-        conf.write_text(baselines.haproxy_config(port, upstream))
+        conf.write_text(baselines.haproxy_config(port, upstream, workers))
         # -db: stay in the foreground with alerts on stderr.
         child = children.spawn("haproxy", [tools["haproxy"], "-db", "-f", str(conf)], cpus)
     wait_for_port(child, port)
     return Target(name, port, child)
+
+
+def wait_until_ready(child: Child, admin_port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise child.failure("exited before it was ready")
+        with contextlib.suppress(OSError):
+            connection = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=2)
+            connection.request("GET", "/ready")
+            if connection.getresponse().status == 200:
+                return
+        time.sleep(0.05)
+    raise child.failure(f"not ready within {timeout:.0f} s")

@@ -73,8 +73,8 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"turnout: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    uvloop.run(run(settings, snapshot))
-    return 0
+    status: int = uvloop.run(run(args.config, settings, snapshot, args.log_level))
+    return status
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -125,7 +125,8 @@ def _demo(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"turnout: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    return uvloop.run(run_demo(settings, snapshot))
+    status: int = uvloop.run(run_demo(args.config, settings, snapshot))
+    return status
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -14,9 +14,10 @@ with the file name and every problem, and `turnout` exits non-zero.
 from __future__ import annotations
 
 import ipaddress
+import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -55,6 +56,34 @@ class ListenConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     backlog: int = Field(2048, ge=1)
+
+
+class ProcessConfig(_Section):
+    """Worker processes and lifecycle."""
+
+    workers: int | Literal["auto"] = 1
+    """Data-plane processes; "auto" = one per core."""
+    shutdown_timeout: Seconds = 30.0
+    """SIGTERM: how long in-flight requests may take to finish before the exit is forced."""
+    ack_timeout: Seconds = 5.0
+    """A change waits this long for every worker to apply it; a worker that does not is restarted."""
+
+    @field_validator("workers")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 256:
+            raise ValueError('must be 1..256 or "auto"')
+        return value
+
+    def worker_count(self) -> int:
+        return (os.cpu_count() or 1) if self.workers == "auto" else int(self.workers)
+
+
+class AdminConfig(_Section):
+    """The admin HTTP API (its own listener, loopback by default, like Envoy's 9901)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(9901, ge=0, le=65535)
 
 
 class DownstreamConfig(_Section):
@@ -180,6 +209,8 @@ class Settings(BaseSettings):
     )
 
     listen: ListenConfig = ListenConfig()
+    process: ProcessConfig = ProcessConfig()
+    admin: AdminConfig = AdminConfig()
     downstream: DownstreamConfig = DownstreamConfig()
     upstream: UpstreamConfig = UpstreamConfig()
     forwarded: ForwardedConfig = ForwardedConfig()
@@ -252,7 +283,9 @@ def load_config(path: str | Path) -> tuple[Settings, Snapshot]:
         model_config = SettingsConfigDict(toml_file=path)
 
     try:
-        settings: Settings = FromFile()
+        # Re-validated as plain Settings: picklable (worker processes receive it) and, being
+        # built from a dict, free of any further environment lookups.
+        settings = Settings.model_validate(FromFile().model_dump())
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, [f"not valid TOML: {error}"]) from error
     except ValidationError as error:

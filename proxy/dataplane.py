@@ -57,6 +57,25 @@ class Installed:
 class DataPlane:
     def __init__(self, settings: Settings, snapshot: Snapshot, loop: asyncio.AbstractEventLoop):
         self.loop = loop
+        self.configure(settings)
+        self._host_cache: dict[bytes | None, str] = {}
+        self.targets: dict[tuple[str, str, str, int], Target] = {}
+        self.connection_pools: dict[tuple[str, int], ConnectionPool] = {}
+        self.connections: set[Downstream] = set()
+        self.requests = 0
+        """Exchanges finished (answered or failed) since start: reported to the control plane."""
+        self.draining = False
+        self._request_prefix = os.urandom(8).hex().encode()
+        self._request_counter = 0
+        self.installed = self._prepare(snapshot)
+        self._sweeper: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._no_connections = asyncio.Event()
+        self._no_connections.set()
+
+    def configure(self, settings: Settings) -> None:
+        """Apply (new) data-plane settings; connections and requests already running keep
+        the limits they started with only where they captured them."""
         self.settings = settings
         downstream, upstream = settings.downstream, settings.upstream
         self.header_timeout = downstream.header_timeout
@@ -72,17 +91,27 @@ class DataPlane:
             for network in settings.forwarded.trusted_proxies
         ]
         self._trust_cache: dict[str, bool] = {}
-        self._host_cache: dict[bytes | None, str] = {}
-        self.targets: dict[tuple[str, str, str, int], Target] = {}
-        self.connection_pools: dict[tuple[str, int], ConnectionPool] = {}
-        self.connections: set[Downstream] = set()
-        self._request_prefix = os.urandom(8).hex().encode()
-        self._request_counter = 0
-        self.installed = self._prepare(snapshot)
-        self._sweeper: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._no_connections = asyncio.Event()
-        self._no_connections.set()
+        for pool in getattr(self, "connection_pools", {}).values():
+            pool.max_idle = upstream.keepalive_per_backend
+            pool.idle_timeout = upstream.keepalive_idle_timeout
+            pool.max_head_bytes = upstream.max_response_header_bytes
+
+    def inflight(self) -> dict[tuple[str, str], int]:
+        """Requests in flight per (pool, backend), open WebSockets included."""
+        counts: dict[tuple[str, str], int] = {}
+        for target in self.targets.values():
+            if target.inflight:
+                key = (target.pool, target.backend)
+                counts[key] = counts.get(key, 0) + target.inflight
+        return counts
+
+    def drain(self, idle_grace: float) -> None:
+        """Shutting down: every connection answers its next response with Connection: close
+        and then closes; idle ones are closed after `idle_grace` if no request comes."""
+        self.draining = True
+        deadline = self.loop.time() + idle_grace
+        for connection in list(self.connections):
+            connection.drain(deadline)
 
     # Publishing
 

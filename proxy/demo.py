@@ -6,14 +6,13 @@ newcomer can watch the split, the stickiness and the header rules with nothing b
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import signal
+from pathlib import Path
 
 from aiohttp import web
 
 from proxy.config import Settings
-from proxy.server import ProxyServer
+from proxy.server import Instance
 from router import Snapshot
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -32,7 +31,9 @@ def demo_backend(pool: str, backend: str) -> web.Application:
     return app
 
 
-async def run_demo(settings: Settings, snapshot: Snapshot) -> int:
+async def run_demo(config_path: Path, settings: Settings, snapshot: Snapshot) -> int:
+    """Demo backends in this process, and a real turnout instance (control plane, admin API,
+    worker processes) in front of them, exactly as `turnout run` starts it."""
     runners: list[web.AppRunner] = []
     try:
         for pool in snapshot.pools.values():
@@ -47,21 +48,14 @@ async def run_demo(settings: Settings, snapshot: Snapshot) -> int:
                     print(f"turnout demo: cannot start backend {backend.name}: {error}")
                     return 1
                 runners.append(runner)
-        server = ProxyServer(settings, snapshot)
+        instance = Instance(config_path, settings, snapshot, log_level="warning")
         try:
-            await server.start()
-        except OSError as error:
-            print(
-                f"turnout demo: cannot listen on {settings.listen.host}:{settings.listen.port}: {error}"
-            )
+            await instance.start()
+        except (OSError, RuntimeError) as error:
+            print(f"turnout demo: cannot start the proxy: {error}")
             return 1
-        print(_banner(settings, snapshot, server.port), flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await server.stop(grace=2.0)
+        print(_banner(settings, snapshot, instance.port), flush=True)
+        await instance.wait()
         return 0
     finally:
         for runner in runners:
@@ -73,8 +67,10 @@ def _banner(settings: Settings, snapshot: Snapshot, port: int) -> str:
     from proxy.cli import describe
 
     url = f"http://{settings.listen.host}:{port}"
+    admin = f"http://{settings.admin.host}:{settings.admin.port}"
+    json = "-H 'content-type: application/json'"
     return f"""
-turnout demo: the proxy listens on {url}
+turnout demo: the proxy listens on {url}, its admin API on {admin}
 {describe(snapshot)}
 
 Try these in another terminal:
@@ -84,7 +80,12 @@ Try these in another terminal:
   curl -s -b 'turnout-id=alice' {url}/        # alice always lands in the same pool
   for i in $(seq 200); do curl -s {url}/; done | cut -c1-8 | sort | uniq -c     # the split
   curl -s {url}/checkout/                     # blue-green route: everything to the active colour
-  curl -si {url}/ | grep -i set-cookie        # the assignment cookie
+
+Change traffic at runtime through the admin API (every worker applies it before it answers):
+  curl -s {admin}/v1/routes/checkout
+  curl -s -X POST {json} -d '{{"to": "green"}}' {admin}/v1/routes/checkout/switch
+  curl -s -X POST {admin}/v1/routes/checkout/rollback
+  curl -s -X PUT {json} -d '{{"weights": {{"blue": 50, "canary": 50}}}}' {admin}/v1/routes/web/weights
 
 Ctrl-C stops everything.
 """

@@ -337,7 +337,7 @@ class Downstream(asyncio.Protocol):
             queue.popleft()
         if self.closed:
             return
-        if not exchange.keep_alive or (self.closing and not queue):
+        if not exchange.keep_alive or (self.closing and not queue) or self.dp.draining:
             self.close()
             return
         if self.paused:
@@ -371,9 +371,16 @@ class Downstream(asyncio.Protocol):
             self.queue[0].start()
 
     def closes_after(self, exchange: Exchange) -> bool:
-        """Whether the connection closes once `exchange` is answered (it is the last one to
-        be answered while shutting down or after a protocol error)."""
-        return self.closing and (not self.queue or self.queue[-1] is exchange)
+        """Whether the connection closes once `exchange` is answered: the data plane is
+        draining, or it is the last one to answer after a protocol error."""
+        return self.dp.draining or (self.closing and (not self.queue or self.queue[-1] is exchange))
+
+    def drain(self, idle_deadline: float) -> None:
+        """The data plane is draining. A busy connection closes after its current response
+        (which says Connection: close); an idle one may still bring one more request, which is
+        answered the same way, until `idle_deadline`."""
+        if not self.queue and not self.in_head and not self.lingering:
+            self.deadline = min(self.deadline, idle_deadline)
 
     def enter_tunnel(self, tunnel: Tunnel) -> None:
         self.tunnel = tunnel

@@ -552,6 +552,7 @@ class Exchange:
         if self.finished:
             return
         self.finished = True
+        self.dp.requests += 1
         target = self.target
         if target is not None:
             self.target = None

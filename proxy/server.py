@@ -1,18 +1,25 @@
-"""The proxy listener: start, publish snapshots, stop gracefully.
+"""Serving: one data plane in a process (`ProxyServer`), and a whole instance (`run`).
 
-`ProxyServer` is what `turnout run` runs and what tests start in-process. Publishing a snapshot
-is one assignment (see `DataPlane.install`); every request that begins afterwards routes by it.
+`ProxyServer` is what each worker process runs and what tests start in-process. Publishing a
+snapshot is one assignment (see `DataPlane.install`); every request that begins afterwards
+routes by it. `run` is `turnout run`: the control plane, its admin API and its workers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import socket
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
 
-from proxy.config import Settings
+from aiohttp import web
+
+from proxy.config import ConfigError, Settings
 from proxy.dataplane import DataPlane
 from router import Snapshot
 
@@ -61,18 +68,20 @@ class ProxyServer:
         assert self.dataplane is not None
         self.dataplane.install(snapshot)
 
+    def configure(self, settings: Settings) -> None:
+        """Apply reloaded data-plane settings (the listener itself is not moved)."""
+        assert self.dataplane is not None
+        self.settings = settings
+        self.dataplane.configure(settings)
+
     async def stop(self, grace: float = 10.0) -> None:
-        """Stop accepting, let in-flight exchanges finish (up to `grace` seconds), close."""
+        """Graceful stop: stop accepting, answer in-flight requests with Connection: close,
+        give idle connections a moment for one last request, close everything by `grace`."""
         if self._server is None or self.dataplane is None:
             return
         self._server.close()
         dataplane = self.dataplane
-        # Idle keep-alive connections can go now; busy ones close after their response.
-        for connection in list(dataplane.connections):
-            if connection.queue:
-                connection.closing = True
-            else:
-                connection.close()
+        dataplane.drain(idle_grace=min(1.0, grace))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(dataplane.all_closed(), grace)
         for connection in list(dataplane.connections):
@@ -81,21 +90,110 @@ class ProxyServer:
         self._server = None
 
 
-async def run(settings: Settings, snapshot: Snapshot, grace: float = 10.0) -> None:
-    """Serve until SIGTERM or SIGINT, then stop gracefully."""
-    server = ProxyServer(settings, snapshot)
-    await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    log.info(
-        "turnout listening on http://%s:%d with %d routes, %d pools",
-        settings.listen.host,
-        server.port,
-        len(snapshot.routes),
-        len(snapshot.pools),
-    )
-    await stop.wait()
-    log.info("stopping: finishing in-flight requests (up to %g s)", grace)
-    await server.stop(grace)
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class Instance:
+    """A whole turnout instance: the control plane, its admin API and its workers.
+
+    SIGTERM/SIGINT drain (a second one forces the exit), SIGHUP reloads the configuration.
+    """
+
+    def __init__(
+        self, config_path: Path, settings: Settings, snapshot: Snapshot, log_level: str
+    ) -> None:
+        from proxy.control import ControlPlane
+
+        self.settings = settings
+        self.control = ControlPlane(config_path, settings, snapshot, log_level)
+        self._runner: web.AppRunner | None = None
+        self._stopped = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Admin API first (so /ready answers 503 while workers start), then the workers.
+        Raises OSError/RuntimeError when something cannot start."""
+        from admin_api.app import create_app
+
+        admin = self.settings.admin
+        if not is_loopback(admin.host):
+            raise RuntimeError(
+                f"admin API on {admin.host} refused: it binds only to loopback "
+                "until tokens are configured"
+            )
+        self._runner = web.AppRunner(create_app(self.control), access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, admin.host, admin.port).start()
+        log.info("admin API on http://%s:%d", admin.host, admin.port)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_stop_signal)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self._reload()))
+        try:
+            await self.control.start()
+        except BaseException:
+            await self.control.shutdown()
+            await self._runner.cleanup()
+            raise
+        supervisor = self.control.supervisor
+        log.info(
+            "turnout listening on http://%s:%d with %d worker(s)",
+            self.settings.listen.host,
+            supervisor.port,
+            len(supervisor.slots),
+        )
+
+    @property
+    def port(self) -> int:
+        return self.control.supervisor.port
+
+    async def wait(self) -> None:
+        """Until a stop signal has drained everything."""
+        await self._stopped.wait()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        log.info("stopped")
+
+    async def stop(self) -> None:
+        await self.control.shutdown()
+        self._stopped.set()
+
+    def _on_stop_signal(self) -> None:
+        if self.control.phase == "draining":
+            self.control.force_stop()
+        else:
+            self._spawn(self.stop())
+
+    async def _reload(self) -> None:
+        try:
+            await self.control.reload()
+        except ConfigError as error:
+            log.error("reload refused, the running configuration is kept: %s", error)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+async def run(config_path: Path, settings: Settings, snapshot: Snapshot, log_level: str) -> int:
+    """`turnout run`; returns the process exit status (2: refused by configuration)."""
+    if not is_loopback(settings.admin.host):
+        log.error(
+            "admin.host = %s refused: the admin API binds only to loopback until tokens are "
+            "configured",
+            settings.admin.host,
+        )
+        return 2
+    instance = Instance(config_path, settings, snapshot, log_level)
+    try:
+        await instance.start()
+    except (OSError, RuntimeError) as error:
+        log.error("cannot start: %s", error)
+        return 1
+    await instance.wait()
+    return 0

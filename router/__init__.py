@@ -13,6 +13,7 @@ from router.decide import decide
 from router.decision import Decision, RequestMeta, RuleKind, normalise_host
 from router.edits import rollback, switch_active, with_admin_state, with_health, with_weights
 from router.hashing import bucket_of
+from router.merge import carry_runtime
 from router.pick import Loaded, pick_backend
 from router.snapshot import Backend, HeaderRule, Pool, Route, Snapshot
 from router.spec import (
@@ -54,6 +55,7 @@ __all__ = [
     "StickySpec",
     "bucket_of",
     "build_snapshot",
+    "carry_runtime",
     "decide",
     "normalise_host",
     "pick_backend",

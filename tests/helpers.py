@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,32 +220,72 @@ def free_port() -> int:
 
 @dataclass
 class ProxyProcess:
+    """`turnout run` as a subprocess: the control plane, its admin API, its workers."""
+
     process: subprocess.Popen[bytes]
     port: int
+    admin_port: int
     config_path: Path
+    log_path: Path
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def admin(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """One admin API call (blocking; fine for tests): status and decoded JSON."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.admin_url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"} if data is not None else {},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def worker_pids(self) -> list[int]:
+        _, workers = self.admin("GET", "/v1/workers")
+        return [worker["pid"] for worker in workers["workers"]]
 
     def rss_kib(self, field: str = "VmRSS") -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-        raise RuntimeError(f"no {field} for {self.process.pid}")
+        """Memory of the data plane: summed over the worker processes."""
+        return sum(rss_kib(pid, field) for pid in self.worker_pids())
 
-    def stop(self) -> int:
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(sig)
             try:
-                self.process.wait(10)
+                self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
         return self.process.returncode
 
 
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} for {pid}")
+
+
 @contextlib.contextmanager
-def proxy_process(data: dict[str, Any]) -> Any:
-    """`turnout run` in a subprocess, on a free port; yields once it accepts connections."""
-    port = free_port()
-    data = {**data, "listen": {**data.get("listen", {}), "port": port}}
+def proxy_process(data: dict[str, Any], workers: int = 1) -> Any:
+    """`turnout run` in a subprocess on free ports; yields once /ready says 200."""
+    port, admin_port = free_port(), free_port()
+    data = {
+        **data,
+        "listen": {**data.get("listen", {}), "port": port},
+        "admin": {**data.get("admin", {}), "port": admin_port},
+        "process": {"workers": workers, **data.get("process", {})},
+    }
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "turnout.toml"
         path.write_text(toml(data))
@@ -250,16 +294,29 @@ def proxy_process(data: dict[str, Any]) -> Any:
         # A file, not a pipe: a pipe nobody reads would eventually block the proxy's logging.
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [TURNOUT, "--log-level", "warning", "run", "--config", str(path)],
+                [TURNOUT, "--log-level", "info", "run", "--config", str(path)],
                 env=env,
                 stderr=log,
             )
-        running = ProxyProcess(process, port, path)
+        running = ProxyProcess(process, port, admin_port, path, log_path)
         try:
-            wait_for_port(port, process, log_path)
+            wait_until_ready(running)
             yield running
         finally:
             running.stop()
+
+
+def wait_until_ready(proxy: ProxyProcess, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proxy.process.poll() is not None:
+            raise RuntimeError(f"turnout exited with {proxy.process.returncode}: {proxy.log()}")
+        with contextlib.suppress(OSError, ValueError):
+            status, _ = proxy.admin("GET", "/ready")
+            if status == 200:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"turnout not ready within {timeout} s: {proxy.log()}")
 
 
 def wait_for_port(
@@ -273,7 +330,7 @@ def wait_for_port(
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.05)
-    raise TimeoutError(f"turnout did not listen on {port} within {timeout} s")
+    raise TimeoutError(f"nothing listening on {port} within {timeout} s")
 
 
 async def exchange_raw(
@@ -320,3 +377,80 @@ def parse_responses(data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
             body, data = data, b""
         responses.append((status, headers, body))
     return responses
+
+
+@dataclass
+class Outcome:
+    at: float
+    client: int
+    ok: bool
+    answer: str
+    """The body (which pool answered), or the error's type name."""
+    retried_ok: bool = False
+    """After a failure, the same request sent again on a new connection succeeded."""
+
+
+@dataclass
+class LoadLoop:
+    """`clients` keep-alive clients, each on its own connection, looping GETs until stopped.
+
+    Every request's outcome is recorded with its time, so a test can count failures in the
+    window of an event (a reload, a switch, a worker kill) and outside it. Bounded: it stops by
+    itself after `limit` seconds even if the test forgets to.
+    """
+
+    url: str
+    clients: int = 16
+    limit: float = 60.0
+    outcomes: list[Outcome] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def __aenter__(self) -> LoadLoop:
+        self._tasks = [asyncio.create_task(self._client(i)) for i in range(self.clients)]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+    async def _client(self, index: int) -> None:
+        import aiohttp
+
+        deadline = time.monotonic() + self.limit
+        timeout = aiohttp.ClientTimeout(total=10)
+        connector = aiohttp.TCPConnector(limit=1)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            # aiohttp silently resends an idempotent request once when a kept-alive connection
+            # drops; that would hide exactly the failures these tests count.
+            session._retry_connection = False
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                started = time.monotonic()
+                try:
+                    async with session.get(self.url) as response:
+                        text = await response.text()
+                        ok = response.status == 200
+                        answer = text if ok else f"status {response.status}"
+                except (TimeoutError, aiohttp.ClientError) as error:
+                    ok, answer = False, type(error).__name__
+                outcome = Outcome(started, index, ok, answer)
+                if not ok:
+                    # What a client that retries an idempotent request does: the failure is
+                    # still counted, and the retry shows whether the instance kept serving.
+                    try:
+                        async with session.get(self.url) as response:
+                            outcome.retried_ok = response.status == 200
+                            await response.read()
+                    except (TimeoutError, aiohttp.ClientError):
+                        outcome.retried_ok = False
+                self.outcomes.append(outcome)
+                await asyncio.sleep(0)
+
+    def between(self, start: float, end: float) -> list[Outcome]:
+        return [o for o in self.outcomes if start <= o.at < end]
+
+    def failures(self, start: float = 0.0, end: float = float("inf")) -> list[Outcome]:
+        return [o for o in self.between(start, end) if not o.ok]
+
+    async def run_for(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)

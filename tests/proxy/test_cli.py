@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 import urllib.request
@@ -48,9 +49,10 @@ def test_run_requires_a_config() -> None:
 
 
 def test_demo_serves_its_backends_through_the_proxy(tmp_path: Path) -> None:
-    ports = [free_port() for _ in range(4)]
+    ports = [free_port() for _ in range(5)]
     data = {
         "listen": {"host": "127.0.0.1", "port": ports[0]},
+        "admin": {"port": ports[4]},
         "pools": {
             "blue": {"backends": [{"name": "blue-1", "url": f"http://127.0.0.1:{ports[1]}"}]},
             "green": {"backends": [{"name": "green-1", "url": f"http://127.0.0.1:{ports[2]}"}]},
@@ -71,7 +73,12 @@ def test_demo_serves_its_backends_through_the_proxy(tmp_path: Path) -> None:
     with log.open("wb") as out:
         process = subprocess.Popen([TURNOUT, "demo", "--config", str(path)], stdout=out, stderr=out)
     try:
-        wait_for_port(ports[0], process, log)
+        wait_for_port(ports[4], process, log)
+        for _ in range(200):  # until the workers serve
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"http://127.0.0.1:{ports[4]}/ready", timeout=5):
+                    break
+            time.sleep(0.05)
         url = f"http://127.0.0.1:{ports[0]}/hello"
         seen = set()
         for _ in range(60):
@@ -81,6 +88,18 @@ def test_demo_serves_its_backends_through_the_proxy(tmp_path: Path) -> None:
         request = urllib.request.Request(url, headers={"x-canary": "always"})
         with urllib.request.urlopen(request, timeout=5) as response:
             assert response.read().startswith(b"canary")
+        # The demo is a real instance: its admin API changes the split.
+        change = urllib.request.Request(
+            f"http://127.0.0.1:{ports[4]}/v1/routes/web/weights",
+            data=b'{"weights": {"blue": 0, "canary": 1}}',
+            method="PUT",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(change, timeout=10) as response:
+            assert response.status == 200
+        for _ in range(20):
+            with urllib.request.urlopen(url, timeout=5) as response:
+                assert response.read().startswith(b"canary")
         time.sleep(0.1)
         assert "curl -s -H 'x-canary: always'" in log.read_text()
     finally:

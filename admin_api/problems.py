@@ -1,0 +1,114 @@
+"""Errors as RFC 9457 problem documents, from one middleware: handlers just raise.
+
+Every failure of an admin request is answered `application/problem+json` with `type`, `title`,
+`status`, `detail` and, for invalid input, `errors` naming each field. Nothing is changed by a
+request that fails: edits are pure and validated before anything is published.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from pydantic import ValidationError
+
+from router import SpecError
+
+log = logging.getLogger("turnout.admin")
+
+PROBLEM_BASE = "urn:turnout:problem:"
+
+
+class Problem(Exception):
+    """Raise from a handler to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str = "",
+        errors: Iterable[dict[str, str]] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.errors = list(errors)
+        self.headers = headers or {}
+
+    def response(self) -> web.Response:
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if self.errors:
+            body["errors"] = self.errors
+        return web.Response(
+            status=self.status,
+            body=orjson.dumps(body),
+            content_type="application/problem+json",
+            headers=self.headers,
+        )
+
+
+def not_found(what: str, name: str) -> Problem:
+    return Problem(404, f"unknown-{what}", f"Unknown {what}", f"no {what} named {name!r}")
+
+
+def invalid_change(error: SpecError) -> Problem:
+    return Problem(
+        422,
+        "invalid-change",
+        "The change would make an invalid routing state",
+        str(error),
+        [{"field": problem.field, "message": problem.message} for problem in error.problems],
+    )
+
+
+def invalid_body(error: ValidationError) -> Problem:
+    return Problem(
+        422,
+        "invalid-body",
+        "Invalid request body",
+        f"{error.error_count()} problem(s) in the request body",
+        [
+            {
+                "field": ".".join(str(part) for part in item["loc"]) or "(body)",
+                "message": item["msg"],
+            }
+            for item in error.errors()
+        ],
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return problem.response()
+    except SpecError as error:
+        return invalid_change(error).response()
+    except ValidationError as error:
+        return invalid_body(error).response()
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
+        slug = error.reason.lower().replace(" ", "-")
+        return Problem(error.status, slug, error.reason, headers=headers).response()
+    except Exception:
+        log.exception("admin API: internal error on %s %s", request.method, request.path)
+        return Problem(500, "internal", "Internal error").response()
