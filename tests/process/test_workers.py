@@ -275,3 +275,31 @@ def _alive(pid: int) -> bool:
     # A zombie (exited, not yet reaped by init) counts as gone.
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+async def test_a_worker_that_does_not_acknowledge_is_restarted(
+    colours: dict[str, Backend],
+) -> None:
+    data = config(
+        urls(colours, "stable", "canary"), {"web": {"weights": {"stable": 1, "canary": 0}}}
+    )
+    data["process"] = {"ack_timeout": 1.0}
+    with proxy_process(data, workers=2) as proxy:
+        frozen = (await asyncio.to_thread(proxy.worker_pids))[0]
+        os.kill(frozen, signal.SIGSTOP)  # alive, but deaf: it can never acknowledge
+        started = time.monotonic()
+        status, _ = await admin(
+            proxy, "PUT", "/v1/routes/web/weights", {"weights": {"stable": 0, "canary": 1}}
+        )
+        waited = time.monotonic() - started
+        assert status == 200
+        assert 1.0 <= waited < 3.0  # bounded by ack_timeout
+
+        async def replaced() -> bool:
+            status, _ = await admin(proxy, "GET", "/ready")
+            return status == 200 and frozen not in await asyncio.to_thread(proxy.worker_pids)
+
+        await wait_for(replaced)
+        # Whichever worker a connection lands on now, it routes by the new weights.
+        assert await fetch_on_new_connections(proxy.port, 500) == {"canary": 500}
+        assert "did not apply revision 2" in proxy.log()
