@@ -1,175 +1,217 @@
 """The admin HTTP API, served by the control plane on its own listener (127.0.0.1:9901).
 
-Reads are GET; every change is a POST/PUT/PATCH that returns only once every worker routes by
-it. Errors are problem documents (admin_api.problems); an invalid request changes nothing.
+Every endpoint is declared once in `ENDPOINTS`: method, path, handler, request and response
+models. The application, the validation of request bodies and the OpenAPI document
+(admin_api.openapi) are all made from that table, so none of them can drift from the others.
+Reads are GET; every change is a POST, PUT, PATCH or DELETE that returns only once every worker
+routes by it; GET on a path that only changes things is 405.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import orjson
 from aiohttp import web
 from pydantic import BaseModel
 
-from admin_api.models import SwitchChange, WeightsChange
-from admin_api.problems import Problem, not_found, problem_middleware
-from admin_api.views import route_view
-from proxy.config import ConfigError
+from admin_api import models, pools, routes, system
+from admin_api.auth import Tokens, auth_middleware
+from admin_api.context import CONTROL, OPENAPI
+from admin_api.http import BODY, parse_body
+from admin_api.problems import problem_middleware
 from proxy.control import ControlPlane
-from router import rollback, switch_active, with_weights
 
-CONTROL = web.AppKey("control", ControlPlane)
 MAX_BODY = 64 * 1024
+"""Admin bodies are small; anything larger is refused with 413 before it is read."""
 
-Body = TypeVar("Body", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    name: str
+    description: str
+    example: str
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    response: type[BaseModel] | None
+    status: int = 200
+    body: type[BaseModel] | None = None
+    body_optional: bool = False
+    query: tuple[Query, ...] = ()
+    public: bool = False
+    """Answered without a token even when tokens are configured (probes, the API document)."""
+    errors: tuple[int, ...] = ()
+
+
+_WRITE = (400, 401, 404, 409, 412, 413, 415, 422)
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("GET", "/healthz", system.healthz, "Liveness", models.Status, public=True),
+    Endpoint(
+        "GET",
+        "/ready",
+        system.ready,
+        "Readiness (503 while starting, restarting a worker, or draining)",
+        models.Ready,
+        public=True,
+        errors=(503,),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/openapi.json",
+        system.openapi,
+        "This API's OpenAPI 3.1 document",
+        None,
+        public=True,
+    ),
+    Endpoint("GET", "/v1/workers", system.workers, "Worker processes", models.WorkerList),
+    Endpoint(
+        "POST",
+        "/v1/reload",
+        system.reload,
+        "Re-read the configuration file",
+        models.Revision,
+        errors=(400, 401),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/history",
+        system.history,
+        "Changes, newest first",
+        models.HistoryView,
+        query=(Query("limit", "how many changes (1..1000, default 100)", "20"),),
+    ),
+    Endpoint("GET", "/v1/routes", routes.list_routes, "Every route", models.RouteList),
+    Endpoint(
+        "GET", "/v1/routes/{route}", routes.get_route, "One route", models.RouteView, errors=(404,)
+    ),
+    Endpoint(
+        "PUT",
+        "/v1/routes/{route}/weights",
+        routes.put_weights,
+        "Replace a weighted route's weights",
+        models.RouteView,
+        body=models.WeightsChange,
+        errors=_WRITE,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/routes/{route}/switch",
+        routes.post_switch,
+        "Blue-green: switch the active colour",
+        models.RouteView,
+        body=models.SwitchChange,
+        errors=_WRITE,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/routes/{route}/rollback",
+        routes.post_rollback,
+        "Back to the previous colour or weights",
+        models.RouteView,
+        errors=_WRITE,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/routes/{route}/promote",
+        routes.post_promote,
+        "Canary to 100 %",
+        models.RouteView,
+        body=models.PromoteChange,
+        body_optional=True,
+        errors=_WRITE,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/routes/{route}/abort",
+        routes.post_abort,
+        "Baseline (stable) to 100 %",
+        models.RouteView,
+        errors=_WRITE,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/routes/{route}/undo",
+        routes.post_undo,
+        "Restore the route as it was at a revision",
+        models.RouteView,
+        body=models.UndoChange,
+        errors=_WRITE,
+    ),
+    Endpoint("GET", "/v1/pools", pools.list_pools, "Every pool and its backends", models.PoolList),
+    Endpoint("GET", "/v1/pools/{pool}", pools.get_pool, "One pool", models.PoolView, errors=(404,)),
+    Endpoint(
+        "POST",
+        "/v1/pools/{pool}/backends",
+        pools.post_backend,
+        "Add a backend",
+        models.PoolView,
+        status=201,
+        body=models.BackendCreate,
+        errors=_WRITE,
+    ),
+    Endpoint(
+        "PATCH",
+        "/v1/pools/{pool}/backends/{backend}",
+        pools.patch_backend,
+        "Drain, re-enable or re-weight a backend",
+        models.BackendView,
+        body=models.BackendPatch,
+        query=(
+            Query(
+                "wait",
+                "with adminState drain/maint: return once no request is in flight "
+                "(409 with the count left at the deadline)",
+                "30s",
+            ),
+        ),
+        errors=_WRITE,
+    ),
+    Endpoint(
+        "DELETE",
+        "/v1/pools/{pool}/backends/{backend}",
+        pools.delete_backend,
+        "Remove a backend (drain it first, or force)",
+        models.PoolView,
+        query=(Query("force", "remove even though it is ready", "true"),),
+        errors=_WRITE,
+    ),
+)
 
 
 def create_app(control: ControlPlane) -> web.Application:
-    app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_BODY)
+    tokens = Tokens([(t.name, t.secret()) for t in control.settings.admin.tokens])
+    public = frozenset(e.path for e in ENDPOINTS if e.public)
+    app = web.Application(
+        middlewares=[problem_middleware, auth_middleware(tokens, public)],
+        client_max_size=MAX_BODY,
+    )
     app[CONTROL] = control
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/ready", ready)
-    app.router.add_post("/v1/reload", reload)
-    app.router.add_get("/v1/workers", workers)
-    app.router.add_get("/v1/routes", list_routes)
-    app.router.add_get("/v1/routes/{route}", get_route)
-    app.router.add_put("/v1/routes/{route}/weights", put_weights)
-    app.router.add_post("/v1/routes/{route}/switch", post_switch)
-    app.router.add_post("/v1/routes/{route}/rollback", post_rollback)
+    for endpoint in ENDPOINTS:
+        app.router.add_route(endpoint.method, endpoint.path, _with_body(endpoint))
+    from admin_api.openapi import document
+
+    app[OPENAPI] = orjson.dumps(document(ENDPOINTS))
     return app
 
 
-def json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+def _with_body(endpoint: Endpoint) -> Handler:
+    """The handler, with the declared request body parsed and validated first."""
+    model = endpoint.body
+    if model is None:
+        return endpoint.handler
 
+    async def handler(request: web.Request) -> web.StreamResponse:
+        request[BODY] = await parse_body(request, model, endpoint.body_optional)
+        return await endpoint.handler(request)
 
-async def read_body(request: web.Request, model: type[Body]) -> Body:
-    """The request body as `model`: JSON only, bounded, every field checked."""
-    if request.content_type != "application/json":
-        raise Problem(
-            415,
-            "unsupported-media-type",
-            "Unsupported media type",
-            "send the body as application/json",
-        )
-    raw = await request.read()
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise Problem(400, "malformed-json", "Malformed JSON", str(error)) from error
-    return model.model_validate(data)
-
-
-def route_spec_or_404(control: ControlPlane, name: str) -> None:
-    if control.snapshot.spec.route(name) is None:
-        raise not_found("route", name)
-
-
-# Liveness and readiness
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return json({"status": "alive"})
-
-
-async def ready(request: web.Request) -> web.Response:
-    control = request.app[CONTROL]
-    body = {
-        "status": "ready" if control.ready else control.phase,
-        "revision": control.snapshot.revision,
-        "workers": len(control.supervisor.slots),
-    }
-    return json(body, status=200 if control.ready else 503)
-
-
-async def workers(request: web.Request) -> web.Response:
-    control = request.app[CONTROL]
-    supervisor = control.supervisor
-    await supervisor.query_stats()
-    return json(
-        {
-            "revision": control.snapshot.revision,
-            "crashes": supervisor.crashes,
-            "workers": [
-                {
-                    "id": slot.worker_id,
-                    "pid": slot.pid,
-                    "serving": slot.live and slot.serving,
-                    "revision": slot.acked,
-                    "crashes": slot.crashes,
-                    "requests": slot.stats.requests if slot.stats else 0,
-                    "connections": slot.stats.connections if slot.stats else 0,
-                }
-                for slot in supervisor.slots
-            ],
-        }
-    )
-
-
-async def reload(request: web.Request) -> web.Response:
-    control = request.app[CONTROL]
-    try:
-        snapshot = await control.reload()
-    except ConfigError as error:
-        raise Problem(
-            400,
-            "invalid-config",
-            "The configuration file is invalid; nothing was changed",
-            f"{error.path}: {len(error.problems)} problem(s)",
-            [{"message": problem} for problem in error.problems],
-        ) from error
-    return json({"revision": snapshot.revision})
-
-
-# Routes
-
-
-async def list_routes(request: web.Request) -> web.Response:
-    snapshot = request.app[CONTROL].snapshot
-    return json(
-        {
-            "revision": snapshot.revision,
-            "routes": [route_view(spec, snapshot) for spec in snapshot.spec.routes],
-        }
-    )
-
-
-async def get_route(request: web.Request) -> web.Response:
-    snapshot = request.app[CONTROL].snapshot
-    spec = snapshot.spec.route(request.match_info["route"])
-    if spec is None:
-        raise not_found("route", request.match_info["route"])
-    return json(route_view(spec, snapshot))
-
-
-async def put_weights(request: web.Request) -> web.Response:
-    control = request.app[CONTROL]
-    name = request.match_info["route"]
-    route_spec_or_404(control, name)
-    change = await read_body(request, WeightsChange)
-    snapshot = await control.apply(lambda current: with_weights(current, name, change.weights))
-    return _route_response(snapshot, name)
-
-
-async def post_switch(request: web.Request) -> web.Response:
-    control = request.app[CONTROL]
-    name = request.match_info["route"]
-    route_spec_or_404(control, name)
-    change = await read_body(request, SwitchChange)
-    snapshot = await control.apply(lambda current: switch_active(current, name, change.to))
-    return _route_response(snapshot, name)
-
-
-async def post_rollback(request: web.Request) -> web.Response:
-    control = request.app[CONTROL]
-    name = request.match_info["route"]
-    route_spec_or_404(control, name)
-    snapshot = await control.apply(lambda current: rollback(current, name))
-    return _route_response(snapshot, name)
-
-
-def _route_response(snapshot: Any, name: str) -> web.Response:
-    spec = snapshot.spec.route(name)
-    assert spec is not None
-    return json(route_view(spec, snapshot))
+    return handler

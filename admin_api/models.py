@@ -1,21 +1,214 @@
-"""Request bodies of the admin API, validated by pydantic (and documented from the same models)."""
+"""Request and response bodies of the admin API, as pydantic models.
+
+The same models validate requests, shape responses and generate the OpenAPI document
+(admin_api.openapi), so the three cannot drift. JSON field names are camelCase (`adminState`,
+`toRevision`), as Kubernetes and Argo Rollouts users expect.
+"""
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+AdminStateName = Literal["ready", "drain", "maint"]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
-class WeightsChange(_Body):
-    """Replace every weight of a weighted route (Gateway API: weights are proportions)."""
-
-    weights: dict[str, int] = Field(min_length=1)
+# Requests
 
 
-class SwitchChange(_Body):
+class WeightsChange(Model):
+    """Replace every weight of a weighted route (proportions: 0 = no traffic, not all zero)."""
+
+    weights: dict[str, int] = Field(min_length=1, examples=[{"stable": 90, "canary": 10}])
+    force: bool = False
+    """Allow giving traffic to a pool that has no eligible (ready and healthy) backend."""
+
+
+class SwitchChange(Model):
     """Blue-green: make `to` the active colour."""
 
     to: str
+    force: bool = False
+
+
+class PromoteChange(Model):
+    """Argo's promote: the candidate pool to 100 % (named when the route has more than two)."""
+
+    pool: str | None = None
+    force: bool = False
+
+
+class RollbackChange(Model):
+    """Back to the previous colour or weights (the body is optional)."""
+
+    force: bool = False
+
+
+class UndoChange(Model):
+    """Restore the route's definition as it was at `toRevision` (a new revision records it)."""
+
+    to_revision: int = Field(ge=1)
+    force: bool = False
+
+
+class BackendCreate(Model):
+    """A backend to add to a pool at runtime."""
+
+    name: str
+    url: str = Field(examples=["http://10.0.0.7:8080"])
+    weight: int = Field(1, ge=0)
+    admin_state: AdminStateName = "ready"
+
+
+class BackendPatch(Model):
+    """Change a backend's admin state and/or weight; give at least one."""
+
+    admin_state: AdminStateName | None = None
+    weight: int | None = Field(None, ge=0)
+
+
+# Responses
+
+
+class Status(Model):
+    status: str
+
+
+class Ready(Model):
+    status: str
+    """`ready`, or the phase when not ready (`starting`, `serving` with a worker restarting,
+    `draining`)."""
+    revision: int
+    workers: int
+
+
+class Revision(Model):
+    revision: int
+
+
+class Match(Model):
+    hosts: list[str]
+    path_prefix: str
+
+
+class Rule(Model):
+    name: str
+    header: str
+    match: str
+    value: str | None
+    pool: str
+
+
+class Sticky(Model):
+    cookie: str
+    issue: bool
+    max_age: int
+    path: str
+    secure: bool
+    http_only: bool
+    same_site: str
+
+
+class RouteView(Model):
+    name: str
+    revision: int
+    mode: Literal["weighted", "blue-green"]
+    match: Match
+    rules: list[Rule]
+    fallback_pool: str | None
+    weights: dict[str, int] | None = None
+    percentages: dict[str, float] | None = None
+    """The weights normalised to percent."""
+    previous_weights: dict[str, int] | None = None
+    sticky: Sticky | None = None
+    pools: list[str] | None = None
+    """Blue-green: the colours taking part."""
+    active: str | None = None
+    previous: str | None = None
+    observed: dict[str, int]
+    """Requests per pool over the last minute, over all workers."""
+    observed_percentages: dict[str, float]
+
+
+class RouteList(Model):
+    revision: int
+    routes: list[RouteView]
+
+
+class BackendView(Model):
+    name: str
+    url: str
+    weight: int
+    admin_state: AdminStateName
+    health: Literal["healthy", "unhealthy"]
+    eligible: bool
+    """Receives new requests: ready, healthy and a positive weight."""
+    inflight: int
+    """Requests in flight to it now (open WebSockets included), over all workers."""
+
+
+class PoolView(Model):
+    name: str
+    revision: int
+    backends: list[BackendView]
+    eligible: int
+    """How many backends receive new requests."""
+
+
+class PoolList(Model):
+    revision: int
+    pools: list[PoolView]
+
+
+class ChangeView(Model):
+    revision: int
+    time: str
+    """ISO 8601, UTC."""
+    actor: str
+    action: str
+    target: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class HistoryView(Model):
+    revision: int
+    changes: list[ChangeView]
+    """Newest first."""
+
+
+class WorkerView(Model):
+    id: int
+    pid: int
+    serving: bool
+    revision: int
+    crashes: int
+    requests: int
+    connections: int
+
+
+class WorkerList(Model):
+    revision: int
+    crashes: int
+    workers: list[WorkerView]
+
+
+class ProblemError(Model):
+    field: str | None = None
+    message: str
+
+
+class ProblemView(Model):
+    """RFC 9457 problem details (application/problem+json)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[ProblemError] | None = None

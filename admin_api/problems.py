@@ -15,6 +15,7 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
+from proxy.control import PreconditionFailed
 from router import SpecError
 
 log = logging.getLogger("turnout.admin")
@@ -99,6 +100,14 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     except Problem as problem:
         return problem.response()
+    except PreconditionFailed as error:
+        return Problem(
+            412,
+            "stale-revision",
+            "The revision you based this change on is no longer current; nothing was changed",
+            str(error),
+            headers={"ETag": f'"{error.current}"'},
+        ).response()
     except SpecError as error:
         return invalid_change(error).response()
     except ValidationError as error:

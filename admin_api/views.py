@@ -1,37 +1,85 @@
-"""What the admin API shows of routes: the spec plus what it means (percentages, revision)."""
+"""What the admin API shows: the routing state as response models (admin_api.models)."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
 
+from admin_api import models
+from proxy.state import Change
+from proxy.telemetry import Telemetry
 from router import Snapshot
-from router.spec import RouteSpec
+from router.spec import PoolSpec, RouteSpec
 from router.split import percentages
 
 
-def route_view(spec: RouteSpec, snapshot: Snapshot) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "name": spec.name,
-        "revision": snapshot.revision,
-        "mode": spec.mode,
-        "match": {"hosts": list(spec.hosts), "pathPrefix": spec.path_prefix},
-        "rules": [
-            {"name": r.name, "header": r.header, "match": r.match, "value": r.value, "pool": r.pool}
+def route_view(spec: RouteSpec, snapshot: Snapshot, telemetry: Telemetry) -> models.RouteView:
+    observed = telemetry.observed(spec.name)
+    total = sum(observed.values())
+    view = models.RouteView(
+        name=spec.name,
+        revision=snapshot.revision,
+        mode=spec.mode,
+        match=models.Match(hosts=list(spec.hosts), path_prefix=spec.path_prefix),
+        rules=[
+            models.Rule(name=r.name, header=r.header, match=r.match, value=r.value, pool=r.pool)
             for r in spec.rules
         ],
-        "fallbackPool": spec.fallback_pool,
-    }
+        fallback_pool=spec.fallback_pool,
+        observed=observed,
+        observed_percentages={
+            pool: round(100.0 * count / total, 2) for pool, count in observed.items()
+        },
+    )
     if spec.mode == "weighted":
-        view["weights"] = dict(spec.weights)
-        view["percentages"] = {k: round(v, 4) for k, v in percentages(spec.weights).items()}
-        view["previousWeights"] = (
-            dict(spec.previous_weights) if spec.previous_weights is not None else None
-        )
-        view["sticky"] = (
-            {"cookie": spec.sticky.cookie, "issue": spec.sticky.issue} if spec.sticky else None
-        )
+        view.weights = dict(spec.weights)
+        view.percentages = {k: round(v, 4) for k, v in percentages(spec.weights).items()}
+        if spec.previous_weights is not None:
+            view.previous_weights = dict(spec.previous_weights)
+        if spec.sticky is not None:
+            sticky = spec.sticky
+            view.sticky = models.Sticky(
+                cookie=sticky.cookie,
+                issue=sticky.issue,
+                max_age=sticky.max_age,
+                path=sticky.path,
+                secure=sticky.secure,
+                http_only=sticky.http_only,
+                same_site=sticky.same_site,
+            )
     else:
-        view["pools"] = list(spec.colours)
-        view["active"] = spec.active
-        view["previous"] = spec.previous
+        view.pools = list(spec.colours)
+        view.active = spec.active
+        view.previous = spec.previous
     return view
+
+
+def pool_view(spec: PoolSpec, snapshot: Snapshot, telemetry: Telemetry) -> models.PoolView:
+    pool = snapshot.pools[spec.name]
+    inflight = telemetry.inflight()
+    backends = [
+        models.BackendView(
+            name=backend.name,
+            url=f"http://{backend.host}:{backend.port}",
+            weight=backend.weight,
+            admin_state=backend.admin_state,
+            health=backend.health,
+            eligible=backend.eligible,
+            inflight=inflight.get((spec.name, backend.name), 0),
+        )
+        for backend in pool.backends
+    ]
+    return models.PoolView(
+        name=spec.name, revision=snapshot.revision, backends=backends, eligible=len(pool.eligible)
+    )
+
+
+def change_view(change: Change) -> models.ChangeView:
+    return models.ChangeView(
+        revision=change.revision,
+        time=datetime.fromtimestamp(change.time, UTC).isoformat(timespec="milliseconds"),
+        actor=change.actor,
+        action=change.action,
+        target=change.target,
+        before=change.before,
+        after=change.after,
+    )

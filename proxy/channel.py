@@ -82,6 +82,8 @@ class Stats:
     connections: int
     inflight: Mapping[tuple[str, str], int] = field(default_factory=dict)
     """(pool, backend) -> requests in flight (open WebSockets included)."""
+    routed: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    """(route, pool) -> requests finished since the worker started."""
 
 
 Message = Hello | Install | Query | Drain | Ready | Ack | Stats

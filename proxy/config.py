@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -79,11 +87,54 @@ class ProcessConfig(_Section):
         return (os.cpu_count() or 1) if self.workers == "auto" else int(self.workers)
 
 
+class TokenConfig(_Section):
+    """A bearer token for the admin API; its `name` is recorded in the history."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+    token: SecretStr | None = None
+    """The token itself (prefer token_env: keep secrets out of files)."""
+    token_env: str | None = None
+    """The name of an environment variable holding the token, read when the config loads."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TokenConfig:
+        if (self.token is None) == (self.token_env is None):
+            raise ValueError("give exactly one of token and token_env")
+        return self
+
+    def secret(self) -> str:
+        if self.token is not None:
+            return self.token.get_secret_value()
+        assert self.token_env is not None
+        return os.environ.get(self.token_env, "")
+
+
 class AdminConfig(_Section):
     """The admin HTTP API (its own listener, loopback by default, like Envoy's 9901)."""
 
     host: str = "127.0.0.1"
     port: int = Field(9901, ge=0, le=65535)
+    tokens: list[TokenConfig] = Field(default_factory=list)
+    """Bearer tokens. With none, the API binds only to loopback and asks for no token."""
+
+    @model_validator(mode="after")
+    def _tokens(self) -> AdminConfig:
+        names = [token.name for token in self.tokens]
+        if len(set(names)) != len(names):
+            raise ValueError("token names must be unique")
+        for token in self.tokens:
+            if len(token.secret()) < 16:
+                where = f"${token.token_env}" if token.token_env else "token"
+                raise ValueError(f"token {token.name!r}: {where} must be at least 16 characters")
+        return self
+
+
+class StateConfig(_Section):
+    """Where runtime changes are saved so they survive a restart."""
+
+    persist: bool = True
+    file: Path | None = None
+    """Default: next to the configuration file, `<name>.state.json`."""
 
 
 class DownstreamConfig(_Section):
@@ -211,6 +262,7 @@ class Settings(BaseSettings):
     listen: ListenConfig = ListenConfig()
     process: ProcessConfig = ProcessConfig()
     admin: AdminConfig = AdminConfig()
+    state: StateConfig = StateConfig()
     downstream: DownstreamConfig = DownstreamConfig()
     upstream: UpstreamConfig = UpstreamConfig()
     forwarded: ForwardedConfig = ForwardedConfig()

@@ -1,35 +1,62 @@
 """The control plane: the one owner of an instance's routing state.
 
 Theory of operation. There is exactly one current `Snapshot`, held here. Every change (admin
-API, reload, later the health checker) goes through `apply`, which holds a lock, computes the
-new snapshot with a pure edit, publishes it to every worker, waits until each has applied it,
-and only then makes it current and returns. Writers therefore never race each other, and a
-caller that got an answer knows every worker routes by it.
+API, reload, later the health checker) goes through `apply`, which holds a lock and, in order:
+checks the caller's precondition (If-Match: the revision it read), computes the new snapshot
+with a pure edit (which validates), publishes it to every worker and waits until each has
+applied it, records who changed what in the history, saves the state, and only then makes it
+current and returns. Writers never race each other (the lock), never lose an update (the
+precondition), and a caller that got an answer knows every worker routes by it.
 
 Lifecycle: `starting` (workers coming up), `serving`, `draining` (SIGTERM: /ready is 503, workers
 finish in-flight requests, then the process exits 0). SIGHUP or POST /v1/reload re-reads the
 configuration file; an invalid file is rejected with its errors and the running state is kept.
-What survives a reload is decided by `router.carry_runtime`.
+What survives a reload or a restart is decided by `router.carry_runtime`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+from pydantic import TypeAdapter
 
 from proxy.config import ConfigError, Settings, load_config
+from proxy.state import (
+    HISTORY_LIMIT,
+    Change,
+    CorruptState,
+    SavedState,
+    StateFile,
+    default_state_path,
+)
 from proxy.supervisor import Supervisor
-from router import Snapshot, build_snapshot, carry_runtime
+from proxy.telemetry import Telemetry
+from router import PoolSpec, RouteSpec, Snapshot, Spec, SpecError, build_snapshot, carry_runtime
 
 log = logging.getLogger("turnout.control")
 
 Phase = Literal["starting", "serving", "draining"]
 
-RESTART_ONLY = ("listen", "process", "admin")
+RESTART_ONLY = ("listen", "process", "admin", "state")
 """Sections a reload cannot change in a running instance (they need a restart)."""
+
+_ROUTE = TypeAdapter(RouteSpec)
+_POOL = TypeAdapter(PoolSpec)
+
+
+class PreconditionFailed(Exception):
+    """If-Match named a revision that is no longer current: nothing was changed."""
+
+    def __init__(self, expected: int, current: int) -> None:
+        super().__init__(f"revision {expected} is stale; the current revision is {current}")
+        self.expected = expected
+        self.current = current
 
 
 class ControlPlane:
@@ -38,37 +65,102 @@ class ControlPlane:
     ) -> None:
         self.config_path = config_path
         self.settings = settings
-        self.file_spec = snapshot.spec
-        self.snapshot = snapshot
         self.phase: Phase = "starting"
         self.reloads = 0
         self._lock = asyncio.Lock()
-        self.supervisor = Supervisor(settings, self._current, log_level)
+        self.telemetry = Telemetry()
+        self.supervisor = Supervisor(settings, self._current, self.telemetry, log_level)
+        state = settings.state
+        path = (state.file or default_state_path(config_path)) if state.persist else None
+        self.state_file = StateFile(path)
+        self.history: list[Change] = []
+        self.file_spec = snapshot.spec
+        self.snapshot = self._restore(snapshot)
+        self._sampler: asyncio.Task[None] | None = None
 
     def _current(self) -> tuple[Snapshot, Settings]:
         return self.snapshot, self.settings
 
+    # Start and restore
+
+    def _restore(self, file_snapshot: Snapshot) -> Snapshot:
+        """Combine the saved runtime state (if any) with the configuration file."""
+        try:
+            saved = self.state_file.load()
+        except CorruptState as error:
+            log.error("%s; starting from the configuration file", error)
+            self._record(
+                1, "config-file", "state-file-corrupt", "state", None, {"keptAs": str(error.aside)}
+            )
+            return file_snapshot
+        if saved is None:
+            self._record(1, "config-file", "start", "config", None, None)
+            return file_snapshot
+        self.history = list(saved.history)
+        spec = carry_runtime(saved.file_spec, file_snapshot.spec, saved.spec)
+        if spec == saved.spec:
+            revision = saved.revision
+        else:
+            revision = saved.revision + 1
+            self._record_diff(revision, "config-file", "start", saved.spec, spec)
+        try:
+            snapshot = build_snapshot(spec, {}, revision)
+        except SpecError as error:
+            log.error(
+                "saved runtime state does not fit the configuration file (%s); using the file",
+                error,
+            )
+            snapshot = build_snapshot(file_snapshot.spec, {}, saved.revision + 1)
+            self._record(snapshot.revision, "config-file", "start", "config", None, None)
+        log.info(
+            "restored runtime state from %s (revision %d)", self.state_file.path, snapshot.revision
+        )
+        return snapshot
+
     async def start(self) -> None:
+        self._save()
         await self.supervisor.start()
         self.phase = "serving"
+        self._sampler = asyncio.create_task(self._sample_forever())
+
+    async def _sample_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.telemetry.sample()
 
     @property
     def ready(self) -> bool:
         """Serving, and every worker routes by the current revision."""
         return self.phase == "serving" and self.supervisor.all_serving(self.snapshot.revision)
 
-    async def apply(self, edit: Callable[[Snapshot], Snapshot]) -> Snapshot:
-        """Make `edit(current)` the current snapshot everywhere, then return it.
+    # Changes
 
-        `edit` is a pure function (see router.edits); its errors propagate and change nothing.
+    async def apply(
+        self,
+        edit: Callable[[Snapshot], Snapshot],
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        if_match: int | None = None,
+    ) -> Snapshot:
+        """Make `edit(current)` the current snapshot everywhere, record and save it, return it.
+
+        `edit` is a pure function (router.edits); its errors propagate and change nothing, as
+        does PreconditionFailed when `if_match` is not the current revision.
         """
         async with self._lock:
-            snapshot = edit(self.snapshot)
+            current = self.snapshot
+            if if_match is not None and if_match != current.revision:
+                raise PreconditionFailed(if_match, current.revision)
+            snapshot = edit(current)
             await self.supervisor.publish(snapshot)
             self.snapshot = snapshot
+            self._record_diff(snapshot.revision, actor, action, current.spec, snapshot.spec, target)
+            self._save()
             return snapshot
 
-    async def reload(self) -> Snapshot:
+    async def reload(self, actor: str = "config-file") -> Snapshot:
         """Re-read the configuration file; ConfigError (nothing changed) if it is invalid."""
         async with self._lock:
             settings, file_snapshot = load_config(self.config_path)
@@ -92,19 +184,103 @@ class ControlPlane:
             }
             try:
                 snapshot = build_snapshot(spec, health, revision=self.snapshot.revision + 1)
-            except ValueError as error:  # cannot happen for a valid file; kept for safety
-                raise ConfigError(self.config_path, [str(error)]) from error
+            except SpecError as error:
+                raise ConfigError(self.config_path, [str(p) for p in error.problems]) from error
             await self.supervisor.publish(snapshot, settings)
+            before = self.snapshot.spec
             self.settings, self.file_spec, self.snapshot = settings, file_snapshot.spec, snapshot
             self.reloads += 1
+            self._record_diff(snapshot.revision, actor, "reload", before, spec, "config")
+            self._save()
             log.info("reloaded %s: revision %d", self.config_path, snapshot.revision)
             return snapshot
+
+    # History
+
+    def route_at(self, name: str, revision: int) -> RouteSpec | None:
+        """The route's definition as it was at `revision`, from the history. None when the
+        history does not reach back that far, or the route did not exist then."""
+        history = self.history
+        if not history or not history[0].revision <= revision <= self.snapshot.revision:
+            return None
+
+        def routes(side: dict[str, Any] | None) -> dict[str, Any]:
+            found: dict[str, Any] = (side or {}).get("routes", {})
+            return found
+
+        # The last change at or before `revision` that touched the route says what it became;
+        # failing that, the first change after it says what it was; failing that, it never
+        # changed in the history and is what it is now.
+        earlier = [c for c in history if c.revision <= revision and name in routes(c.after)]
+        if earlier:
+            state = routes(earlier[-1].after)[name]
+        else:
+            later = next(
+                (c for c in history if c.revision > revision and name in routes(c.before)), None
+            )
+            if later is None:
+                return self.snapshot.spec.route(name)
+            state = routes(later.before)[name]
+        return _ROUTE.validate_python(state) if state is not None else None
+
+    def _record_diff(
+        self,
+        revision: int,
+        actor: str,
+        action: str,
+        before: Spec,
+        after: Spec,
+        target: str = "config",
+    ) -> None:
+        old: dict[str, Any] = {"routes": {}, "pools": {}}
+        new: dict[str, Any] = {"routes": {}, "pools": {}}
+        for name in dict.fromkeys([r.name for r in before.routes] + [r.name for r in after.routes]):
+            was, now = before.route(name), after.route(name)
+            if was != now:
+                old["routes"][name] = _ROUTE.dump_python(was, mode="json") if was else None
+                new["routes"][name] = _ROUTE.dump_python(now, mode="json") if now else None
+        for name in dict.fromkeys([p.name for p in before.pools] + [p.name for p in after.pools]):
+            was_pool, now_pool = before.pool(name), after.pool(name)
+            if was_pool != now_pool:
+                old["pools"][name] = _POOL.dump_python(was_pool, mode="json") if was_pool else None
+                new["pools"][name] = _POOL.dump_python(now_pool, mode="json") if now_pool else None
+        self._record(revision, actor, action, target, old, new)
+
+    def _record(
+        self,
+        revision: int,
+        actor: str,
+        action: str,
+        target: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        self.history.append(Change(revision, time.time(), actor, action, target, before, after))
+        del self.history[:-HISTORY_LIMIT]
+
+    def _save(self) -> None:
+        try:
+            self.state_file.save(
+                SavedState(
+                    self.snapshot.revision, self.file_spec, self.snapshot.spec, tuple(self.history)
+                )
+            )
+        except OSError as error:
+            # The change is live in every worker already; losing its persistence is logged
+            # loudly rather than undone.
+            log.error("could not save runtime state to %s: %s", self.state_file.path, error)
+
+    # Stop
 
     async def shutdown(self) -> None:
         """Drain: /ready turns 503, workers finish in-flight requests, then exit."""
         if self.phase == "draining":
             return
         self.phase = "draining"
+        if self._sampler is not None:
+            self._sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampler
         grace = self.settings.process.shutdown_timeout
         log.info("draining: in-flight requests have up to %g s", grace)
         await self.supervisor.drain(grace)

@@ -64,6 +64,8 @@ class DataPlane:
         self.connections: set[Downstream] = set()
         self.requests = 0
         """Exchanges finished (answered or failed) since start: reported to the control plane."""
+        self.routed: dict[tuple[str, str], int] = {}
+        """Finished exchanges per (route, pool): the observed split."""
         self.draining = False
         self._request_prefix = os.urandom(8).hex().encode()
         self._request_counter = 0

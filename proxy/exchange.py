@@ -51,6 +51,7 @@ from proxy.headers import (
     chunk,
     downstream_response_head,
     response_framing,
+    rule_values,
     upstream_request_head,
 )
 from router import Decision, decide, pick_backend
@@ -149,7 +150,15 @@ class Exchange:
         head = self.head
         if not self.request_id:
             self.request_id = self.dp.new_request_id()
-        snapshot = self.installed.snapshot
+        # Routing begins now, so it uses the snapshot installed now: once every worker has
+        # acknowledged a change, no request routes by the old state (a drained backend gets
+        # nothing new). The head was parsed keeping the headers the parse-time rules read.
+        installed = self.dp.installed
+        if installed is not self.installed:
+            if installed.rule_headers != self.installed.rule_headers:
+                head.rule_values = rule_values(head.headers, installed.rule_headers)
+            self.installed = installed
+        snapshot = installed.snapshot
         decision = self.decision = decide(
             request_meta(head, self.dp.route_host(head.host), snapshot),
             snapshot,
@@ -552,7 +561,12 @@ class Exchange:
         if self.finished:
             return
         self.finished = True
-        self.dp.requests += 1
+        dp = self.dp
+        dp.requests += 1
+        decision = self.decision
+        if decision is not None and decision.route is not None and decision.pool is not None:
+            key = (decision.route.name, decision.pool.name)
+            dp.routed[key] = dp.routed.get(key, 0) + 1
         target = self.target
         if target is not None:
             self.target = None

@@ -169,6 +169,19 @@ class ResponseHead:
         self.upgrade: bytes | None = None
 
 
+def rule_values(headers: list[tuple[bytes, bytes]], names: frozenset[bytes]) -> dict[str, str]:
+    """The values of the headers routing rules read, by lower-case name (repeated headers
+    joined with ", ", as RFC 9110 §5.3 allows)."""
+    values: dict[str, str] = {}
+    for name, value in headers:
+        lname = name.lower()
+        if lname in names:
+            key = lname.decode("latin-1")
+            text = value.decode("latin-1")
+            values[key] = text if key not in values else values[key] + ", " + text
+    return values
+
+
 def connection_tokens(value: bytes) -> tuple[bytes, ...]:
     """Lower-case tokens of a Connection header value."""
     simple = _SIMPLE_CONNECTION.get(value)

@@ -120,10 +120,9 @@ class Instance:
         from admin_api.app import create_app
 
         admin = self.settings.admin
-        if not is_loopback(admin.host):
+        if not is_loopback(admin.host) and not admin.tokens:
             raise RuntimeError(
-                f"admin API on {admin.host} refused: it binds only to loopback "
-                "until tokens are configured"
+                f"admin API on {admin.host} refused: without tokens it binds only to loopback"
             )
         self._runner = web.AppRunner(create_app(self.control), access_log=None)
         await self._runner.setup()
@@ -182,10 +181,10 @@ class Instance:
 
 async def run(config_path: Path, settings: Settings, snapshot: Snapshot, log_level: str) -> int:
     """`turnout run`; returns the process exit status (2: refused by configuration)."""
-    if not is_loopback(settings.admin.host):
+    if not is_loopback(settings.admin.host) and not settings.admin.tokens:
         log.error(
-            "admin.host = %s refused: the admin API binds only to loopback until tokens are "
-            "configured",
+            "admin.host = %s refused: without admin tokens the admin API binds only to "
+            "loopback (configure [[admin.tokens]])",
             settings.admin.host,
         )
         return 2

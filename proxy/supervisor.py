@@ -28,6 +28,7 @@ from typing import Any
 
 from proxy.channel import Ack, Channel, Drain, Hello, Install, Query, Ready, Stats
 from proxy.config import Settings
+from proxy.telemetry import Telemetry
 from router import Snapshot
 
 log = logging.getLogger("turnout.supervisor")
@@ -88,10 +89,12 @@ class Supervisor:
         self,
         settings: Settings,
         current: Callable[[], tuple[Snapshot, Settings]],
+        telemetry: Telemetry,
         log_level: str = "info",
     ) -> None:
         self.settings = settings
         self.current = current
+        self.telemetry = telemetry
         self.log_level = log_level
         self.slots: list[Slot] = []
         self.crashes = 0
@@ -252,12 +255,14 @@ class Supervisor:
                     event.set()
             elif isinstance(message, Stats):
                 slot.stats = message
+                self.telemetry.update(message)
 
     async def _watch(self, slot: Slot, process: asyncio.subprocess.Process) -> None:
         code = await process.wait()
         if slot.process is not process:
             return
         slot.serving = False
+        self.telemetry.retire(slot.worker_id)
         if slot.channel is not None:
             slot.channel.close()
         if slot.stopping:

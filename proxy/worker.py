@@ -99,6 +99,7 @@ class Worker:
             requests=dataplane.requests,
             connections=len(dataplane.connections),
             inflight=dataplane.inflight(),
+            routed=dict(dataplane.routed),
         )
 
     async def _report(self) -> None:

@@ -11,7 +11,19 @@ proves it. The data plane, the admin API and the tests all route through the sam
 from router.build import Problem, SpecError, build_snapshot
 from router.decide import decide
 from router.decision import Decision, RequestMeta, RuleKind, normalise_host
-from router.edits import rollback, switch_active, with_admin_state, with_health, with_weights
+from router.edits import (
+    abort,
+    promote,
+    rollback,
+    switch_active,
+    with_admin_state,
+    with_backend,
+    with_backend_added,
+    with_backend_removed,
+    with_health,
+    with_route,
+    with_weights,
+)
 from router.hashing import bucket_of
 from router.merge import carry_runtime
 from router.pick import Loaded, pick_backend
@@ -53,15 +65,21 @@ __all__ = [
     "Spec",
     "SpecError",
     "StickySpec",
+    "abort",
     "bucket_of",
     "build_snapshot",
     "carry_runtime",
     "decide",
     "normalise_host",
     "pick_backend",
+    "promote",
     "rollback",
     "switch_active",
     "with_admin_state",
+    "with_backend",
+    "with_backend_added",
+    "with_backend_removed",
     "with_health",
+    "with_route",
     "with_weights",
 ]

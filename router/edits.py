@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from router.build import Problem, SpecError, build_snapshot
 from router.snapshot import Snapshot
-from router.spec import AdminState, Health, PoolSpec, RouteSpec, Spec
+from router.spec import AdminState, BackendSpec, Health, PoolSpec, RouteSpec, Spec
 
 
 def rebuild(snapshot: Snapshot, spec: Spec, health: Mapping[tuple[str, str], Health]) -> Snapshot:
@@ -72,26 +72,99 @@ def rollback(snapshot: Snapshot, route: str) -> Snapshot:
     return rebuild(snapshot, _replace_route(snapshot.spec, edited), snapshot.health)
 
 
+def promote(snapshot: Snapshot, route: str, pool: str | None = None) -> Snapshot:
+    """Argo's promote: the candidate gets 100 % (weighted route). With two pools the candidate
+    is the one that is not the baseline; with more it must be named."""
+    spec = _route_spec(snapshot, route)
+    if spec.mode != "weighted":
+        raise SpecError([Problem(f"routes.{route}", "promote applies to weighted routes")])
+    names = [name for name, _ in spec.weights]
+    if pool is None:
+        if len(names) != 2:
+            raise SpecError(
+                [Problem("pool", "name the pool to promote (the route has more than two)")]
+            )
+        pool = names[1]
+    if pool not in names:
+        raise SpecError([Problem("pool", f"{pool!r} is not one of the route's pools")])
+    return with_weights(snapshot, route, {name: 100 if name == pool else 0 for name in names})
+
+
+def abort(snapshot: Snapshot, route: str) -> Snapshot:
+    """Argo's abort: the baseline (the first pool of the split) gets 100 %, the others 0."""
+    spec = _route_spec(snapshot, route)
+    if spec.mode != "weighted":
+        raise SpecError(
+            [Problem(f"routes.{route}", "abort applies to weighted routes; use rollback")]
+        )
+    names = [name for name, _ in spec.weights]
+    return with_weights(snapshot, route, {name: 100 if name == names[0] else 0 for name in names})
+
+
+def with_route(snapshot: Snapshot, route: RouteSpec) -> Snapshot:
+    """Replace a route's whole definition (undo to an earlier revision)."""
+    _route_spec(snapshot, route.name)
+    return rebuild(snapshot, _replace_route(snapshot.spec, route), snapshot.health)
+
+
 def with_admin_state(snapshot: Snapshot, pool: str, backend: str, state: AdminState) -> Snapshot:
     """Set a backend's admin state (ready | drain | maint)."""
+    return with_backend(snapshot, pool, backend, admin_state=state)
+
+
+def with_backend(
+    snapshot: Snapshot,
+    pool: str,
+    backend: str,
+    *,
+    admin_state: AdminState | None = None,
+    weight: int | None = None,
+) -> Snapshot:
+    """Change a backend's admin state and/or weight."""
     pool_spec = _pool_spec(snapshot, pool)
-    if all(b.name != backend for b in pool_spec.backends):
-        raise SpecError([Problem(f"pools.{pool}.backends", f"unknown backend {backend!r}")])
-    backends = tuple(
-        replace(b, admin_state=state) if b.name == backend else b for b in pool_spec.backends
+    current = _backend_spec(pool_spec, backend)
+    changed = replace(
+        current,
+        admin_state=current.admin_state if admin_state is None else admin_state,
+        weight=current.weight if weight is None else weight,
     )
+    backends = tuple(changed if b.name == backend else b for b in pool_spec.backends)
     spec = _replace_pool(snapshot.spec, replace(pool_spec, backends=backends))
     return rebuild(snapshot, spec, snapshot.health)
 
 
+def with_backend_added(snapshot: Snapshot, pool: str, backend: BackendSpec) -> Snapshot:
+    """Add a backend to a pool at runtime (rolling deployments)."""
+    pool_spec = _pool_spec(snapshot, pool)
+    if any(b.name == backend.name for b in pool_spec.backends):
+        raise SpecError([Problem("name", f"pool {pool!r} already has a backend {backend.name!r}")])
+    spec = _replace_pool(snapshot.spec, replace(pool_spec, backends=(*pool_spec.backends, backend)))
+    return rebuild(snapshot, spec, snapshot.health)
+
+
+def with_backend_removed(snapshot: Snapshot, pool: str, backend: str) -> Snapshot:
+    """Remove a backend from a pool; requests in flight to it finish on their connections."""
+    pool_spec = _pool_spec(snapshot, pool)
+    _backend_spec(pool_spec, backend)
+    backends = tuple(b for b in pool_spec.backends if b.name != backend)
+    spec = _replace_pool(snapshot.spec, replace(pool_spec, backends=backends))
+    health = {key: value for key, value in snapshot.health.items() if key != (pool, backend)}
+    return rebuild(snapshot, spec, health)
+
+
 def with_health(snapshot: Snapshot, pool: str, backend: str, health: Health) -> Snapshot:
     """Record a backend's health as the checker sees it."""
-    pool_spec = _pool_spec(snapshot, pool)
-    if all(b.name != backend for b in pool_spec.backends):
-        raise SpecError([Problem(f"pools.{pool}.backends", f"unknown backend {backend!r}")])
+    _backend_spec(_pool_spec(snapshot, pool), backend)
     view = dict(snapshot.health)
     view[(pool, backend)] = health
     return rebuild(snapshot, snapshot.spec, view)
+
+
+def _backend_spec(pool: PoolSpec, backend: str) -> BackendSpec:
+    for spec in pool.backends:
+        if spec.name == backend:
+            return spec
+    raise SpecError([Problem(f"pools.{pool.name}.backends", f"unknown backend {backend!r}")])
 
 
 def _route_spec(snapshot: Snapshot, route: str) -> RouteSpec:

@@ -1,0 +1,10 @@
+"""What the admin application carries: the control plane, and its rendered OpenAPI document."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from proxy.control import ControlPlane
+
+CONTROL = web.AppKey("control", ControlPlane)
+OPENAPI = web.AppKey("openapi", bytes)

@@ -1,0 +1,116 @@
+"""The OpenAPI 3.1 document, generated from the endpoint table and its pydantic models.
+
+OpenAPI 3.1 schemas are JSON Schema 2020-12, which is what pydantic emits, so each model's
+schema goes into `components.schemas` as is (with its nested definitions hoisted there too).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from admin_api.models import ProblemView
+
+if TYPE_CHECKING:
+    from admin_api.app import Endpoint
+
+REF = "#/components/schemas/{model}"
+
+STATUS_TEXT = {
+    200: "OK",
+    201: "Created",
+    400: "Malformed request (JSON, query, If-Match)",
+    401: "Missing or wrong bearer token",
+    404: "Unknown route, pool or backend",
+    409: "Conflict with the current state (e.g. no eligible backend; force to override)",
+    412: "If-Match names a stale revision; nothing was changed",
+    413: "Body too large",
+    415: "Body is not application/json",
+    422: "Invalid body or invalid resulting state (errors[] names each field)",
+    503: "Not ready",
+}
+
+
+def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+
+    def ref(model: type[BaseModel]) -> dict[str, str]:
+        schema = model.model_json_schema(by_alias=True, ref_template=REF)
+        for name, definition in schema.pop("$defs", {}).items():
+            schemas.setdefault(name, definition)
+        schemas.setdefault(model.__name__, schema)
+        return {"$ref": REF.format(model=model.__name__)}
+
+    problem = {"application/problem+json": {"schema": ref(ProblemView)}}
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        operation: dict[str, Any] = {
+            "summary": endpoint.summary,
+            "operationId": endpoint.handler.__name__,
+            "responses": {},
+        }
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"{(\w+)}", endpoint.path)
+        ]
+        parameters += [
+            {
+                "name": query.name,
+                "in": "query",
+                "required": False,
+                "description": query.description,
+                "schema": {"type": "string"},
+                "example": query.example,
+            }
+            for query in endpoint.query
+        ]
+        if endpoint.method in ("POST", "PUT", "PATCH", "DELETE") and not endpoint.public:
+            parameters.append(
+                {
+                    "name": "If-Match",
+                    "in": "header",
+                    "required": False,
+                    "description": 'Apply only if the current revision is this one: "<revision>"',
+                    "schema": {"type": "string"},
+                }
+            )
+        if parameters:
+            operation["parameters"] = parameters
+        if endpoint.body is not None:
+            operation["requestBody"] = {
+                "required": not endpoint.body_optional,
+                "content": {"application/json": {"schema": ref(endpoint.body)}},
+            }
+        success: dict[str, Any] = {"description": STATUS_TEXT.get(endpoint.status, "OK")}
+        if endpoint.response is not None:
+            success["content"] = {"application/json": {"schema": ref(endpoint.response)}}
+        else:
+            success["content"] = {"application/json": {"schema": {"type": "object"}}}
+        operation["responses"][str(endpoint.status)] = success
+        for status in endpoint.errors:
+            operation["responses"][str(status)] = {
+                "description": STATUS_TEXT.get(status, "Error"),
+                "content": problem,
+            }
+        if endpoint.public:
+            operation["security"] = []
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "turnout admin API",
+            "version": "1",
+            "description": "Change traffic at runtime: weights, blue-green switches, rollbacks, "
+            "drains. Every change bumps the revision and returns once every worker applied it.",
+        },
+        "servers": [{"url": "http://127.0.0.1:9901"}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }

@@ -1,0 +1,85 @@
+"""Instance endpoints: liveness, readiness, workers, reload, history, the OpenAPI document."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from admin_api import models
+from admin_api.context import CONTROL, OPENAPI
+from admin_api.http import actor, respond
+from admin_api.problems import Problem
+from admin_api.views import change_view
+from proxy.config import ConfigError
+
+HISTORY_PAGE = 100
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return respond(models.Status(status="alive"))
+
+
+async def ready(request: web.Request) -> web.Response:
+    control = request.app[CONTROL]
+    view = models.Ready(
+        status="ready" if control.ready else control.phase,
+        revision=control.snapshot.revision,
+        workers=len(control.supervisor.slots),
+    )
+    return respond(view, status=200 if control.ready else 503)
+
+
+async def workers(request: web.Request) -> web.Response:
+    control = request.app[CONTROL]
+    supervisor = control.supervisor
+    await supervisor.query_stats()
+    view = models.WorkerList(
+        revision=control.snapshot.revision,
+        crashes=supervisor.crashes,
+        workers=[
+            models.WorkerView(
+                id=slot.worker_id,
+                pid=slot.pid,
+                serving=slot.live and slot.serving,
+                revision=slot.acked,
+                crashes=slot.crashes,
+                requests=slot.stats.requests if slot.stats else 0,
+                connections=slot.stats.connections if slot.stats else 0,
+            )
+            for slot in supervisor.slots
+        ],
+    )
+    return respond(view, revision=control.snapshot.revision)
+
+
+async def reload(request: web.Request) -> web.Response:
+    control = request.app[CONTROL]
+    try:
+        snapshot = await control.reload(actor=actor(request))
+    except ConfigError as error:
+        raise Problem(
+            400,
+            "invalid-config",
+            "The configuration file is invalid; nothing was changed",
+            f"{error.path}: {len(error.problems)} problem(s)",
+            [{"message": problem} for problem in error.problems],
+        ) from error
+    return respond(models.Revision(revision=snapshot.revision), revision=snapshot.revision)
+
+
+async def history(request: web.Request) -> web.Response:
+    control = request.app[CONTROL]
+    try:
+        limit = int(request.query.get("limit", HISTORY_PAGE))
+    except ValueError:
+        raise Problem(
+            400, "bad-query", "Bad query parameter", "limit: expected an integer"
+        ) from None
+    if not 1 <= limit <= 1000:
+        raise Problem(400, "bad-query", "Bad query parameter", "limit: 1..1000")
+    changes = [change_view(change) for change in reversed(control.history[-limit:])]
+    view = models.HistoryView(revision=control.snapshot.revision, changes=changes)
+    return respond(view, revision=control.snapshot.revision)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
