@@ -118,6 +118,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         routes.post_rollback,
         "Back to the previous colour or weights",
         models.RouteView,
+        body=models.RollbackChange,
+        body_optional=True,
         errors=_WRITE,
     ),
     Endpoint(
