@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import accumulate
 from types import MappingProxyType
+from typing import Any
 
 from router.snapshot import Backend, HeaderRule, Pool, Route, Snapshot
 from router.spec import HeaderRuleSpec, Health, PoolSpec, RouteSpec, Spec, StickySpec
@@ -51,12 +52,20 @@ class SpecError(ValueError):
 
 
 def build_snapshot(
-    spec: Spec, health: Mapping[tuple[str, str], Health] | None = None, revision: int = 1
+    spec: Spec,
+    health: Mapping[tuple[str, str], Health] | None = None,
+    revision: int = 1,
+    readmitted: Mapping[tuple[str, str], float] | None = None,
 ) -> Snapshot:
-    """Validate `spec` and compile it; raises SpecError listing every problem found."""
+    """Validate `spec` and compile it; raises SpecError listing every problem found.
+
+    `health`: (pool, backend) -> health, healthy when absent. `readmitted`: (pool, backend) ->
+    wall time it became healthy again, for pools with slow start.
+    """
     health = MappingProxyType(dict(health or {}))
+    readmitted = MappingProxyType(dict(readmitted or {}))
     problems: list[Problem] = []
-    pools = _compile_pools(spec, health, problems)
+    pools = _compile_pools(spec, health, readmitted, problems)
     routes = tuple(
         _compile_route(route, pools, problems) for route in _unique_routes(spec, problems)
     )
@@ -72,11 +81,15 @@ def build_snapshot(
         rule_headers=rule_headers,
         reads_path=any(route.path_prefix != "/" for route in routes),
         reads_cookie=any(route.sticky is not None for route in routes),
+        readmitted=readmitted,
     )
 
 
 def _compile_pools(
-    spec: Spec, health: Mapping[tuple[str, str], Health], problems: list[Problem]
+    spec: Spec,
+    health: Mapping[tuple[str, str], Health],
+    readmitted: Mapping[tuple[str, str], float],
+    problems: list[Problem],
 ) -> dict[str, Pool]:
     pools: dict[str, Pool] = {}
     for pool_spec in spec.pools:
@@ -85,12 +98,15 @@ def _compile_pools(
             problems.append(Problem(where, _bad_name(pool_spec.name)))
         if pool_spec.name in pools:
             problems.append(Problem(where, "defined twice"))
-        pools[pool_spec.name] = _compile_pool(pool_spec, health, problems)
+        pools[pool_spec.name] = _compile_pool(pool_spec, health, readmitted, problems)
     return pools
 
 
 def _compile_pool(
-    pool_spec: PoolSpec, health: Mapping[tuple[str, str], Health], problems: list[Problem]
+    pool_spec: PoolSpec,
+    health: Mapping[tuple[str, str], Health],
+    readmitted: Mapping[tuple[str, str], float],
+    problems: list[Problem],
 ) -> Pool:
     backends: list[Backend] = []
     seen: set[str] = set()
@@ -118,12 +134,39 @@ def _compile_pool(
                 health=health.get((pool_spec.name, spec.name), "healthy"),
             )
         )
+    where = f"pools.{pool_spec.name}"
+    if not 0 <= pool_spec.panic_threshold <= 100:
+        problems.append(Problem(f"{where}.panic_threshold", "must be a percentage, 0..100"))
+    if pool_spec.slow_start < 0:
+        problems.append(Problem(f"{where}.slow_start", "must be zero or positive"))
     eligible = tuple(backend for backend in backends if backend.eligible)
+    ready = [b for b in backends if b.admin_state == "ready" and b.weight > 0]
+    panic = bool(
+        ready
+        and pool_spec.panic_threshold
+        and 100 * len(eligible) < pool_spec.panic_threshold * len(ready)
+    )
+    if panic:
+        # Envoy's panic mode, when configured: too few healthy backends to carry the load, so
+        # spread it over every ready one rather than crush the survivors.
+        eligible = tuple(ready)
+    ramp: tuple[tuple[int, float], ...] = ()
+    if pool_spec.slow_start > 0:
+        ramp = tuple(
+            (index, readmitted[backend.key])
+            for index, backend in enumerate(eligible)
+            if backend.key in readmitted
+        )
     return Pool(
         name=pool_spec.name,
         backends=tuple(backends),
         eligible=eligible,
         cumulative=tuple(accumulate(backend.weight for backend in eligible)),
+        weights=tuple(backend.weight for backend in eligible),
+        panic=panic,
+        slow_start=pool_spec.slow_start,
+        ramp=ramp,
+        ramp_until=max((start for _, start in ramp), default=0.0) + pool_spec.slow_start,
     )
 
 
@@ -226,7 +269,25 @@ def _compile_route(spec: RouteSpec, pools: Mapping[str, Pool], problems: list[Pr
         sticky=spec.sticky,
         cookie_attributes=cookie_attributes,
         fallback=fallback,
+        **_failover(spec, pools),
     )
+
+
+def _failover(spec: RouteSpec, pools: Mapping[str, Pool]) -> dict[str, Any]:
+    """Where a route's requests go when their pool has no eligible backend (see RouteSpec)."""
+    if spec.failover == "none":
+        return {}
+    if spec.mode == "weighted":
+        alive = [
+            (name, weight) for name, weight in spec.weights if weight > 0 and pools[name].eligible
+        ]
+        if not alive:
+            return {}
+        order, bounds = layout(alive)
+        return {"failover_pools": tuple(pools[name] for name in order), "failover_bounds": bounds}
+    others = [colour for colour in spec.colours if colour != spec.active]
+    colour = spec.previous or (others[0] if len(others) == 1 else None)
+    return {"failover_colour": pools[colour]} if colour is not None else {}
 
 
 def _compile_split(

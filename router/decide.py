@@ -8,8 +8,11 @@ path through here is reproducible in a test with a fixed roll. Order of preceden
 3. blue-green: the active colour; weighted: the bucket of the sticky cookie if the route is
    sticky and the cookie is present, else a newly issued cookie's bucket (if the route issues
    cookies), else the roll's bucket;
-4. if the chosen pool has no eligible backend and the route names a fallback pool that has one,
-   the fallback pool.
+4. if the chosen pool has no eligible backend: with failover `auto`, a weighted route spreads
+   its users over the route's other live pools in proportion to their weights, a blue-green
+   route goes to the other colour; otherwise (or if nothing is live) the route's fallback pool,
+   if it has an eligible backend; otherwise the decision keeps the empty pool (the data plane
+   answers 503).
 """
 
 from __future__ import annotations
@@ -34,10 +37,27 @@ def decide(meta: RequestMeta, snapshot: Snapshot, roll: int) -> Decision:
     pool = decision.pool
     if pool is None or pool.eligible:
         return decision  # the common case, in one test
+    return _fail_over(decision, route, pool, roll)
+
+
+def _fail_over(decision: Decision, route: Route, pool: Pool, roll: int) -> Decision:
+    """Step 4: the chosen pool has no eligible backend."""
+    if route.failover_bounds:
+        # The pool's users spread over the live pools in proportion to their weights. The bucket
+        # is scrambled first (x -> x * 7919 mod 10000 is a bijection: 7919 is prime to 10000):
+        # a failed pool's users hold one contiguous bucket range, which unscrambled would all
+        # land in one pool. Each user still always lands in the same place.
+        bucket = decision.bucket if decision.bucket is not None else roll % BUCKETS
+        scrambled = bucket * 7919 % BUCKETS
+        target = route.failover_pools[bisect_right(route.failover_bounds, scrambled)]
+        return decision._replace(pool=target, fallback_from=pool.name)
+    colour = route.failover_colour
+    if colour is not None and colour.eligible:
+        return decision._replace(pool=colour, fallback_from=pool.name)
     fallback = route.fallback
-    if fallback is None or not fallback.eligible:
-        return decision
-    return decision._replace(pool=fallback, fallback_from=pool.name)
+    if fallback is not None and fallback.eligible:
+        return decision._replace(pool=fallback, fallback_from=pool.name)
+    return decision
 
 
 def _choose(meta: RequestMeta, route: Route, roll: int) -> Decision:

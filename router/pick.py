@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Collection, Sequence
+from itertools import accumulate
 from typing import Protocol
 
 from router.snapshot import Pool
@@ -25,13 +26,18 @@ class Loaded(Protocol):
 
 
 def pick_backend(
-    pool: Pool, loads: Sequence[Loaded], roll: int, exclude: Collection[int] = ()
+    pool: Pool,
+    loads: Sequence[Loaded],
+    roll: int,
+    exclude: Collection[int] = (),
+    now: float = 0.0,
 ) -> int | None:
     """The index into `pool.eligible` of the backend to use, or None when there is none.
 
     `loads[i]` is the load of `pool.eligible[i]`. `roll` is a random non-negative integer of at
     least 64 bits (its low and high 32 bits make the two draws). `exclude` lists indices already
-    tried (a retry goes to another backend when there is one).
+    tried (a retry goes to another backend when there is one). `now` (wall time) matters only
+    while a backend of the pool is in slow start; 0 means "no clock", i.e. full weights.
     """
     eligible = pool.eligible
     count = len(eligible)
@@ -39,22 +45,42 @@ def pick_backend(
         return None
     if count == 1:
         return 0
-    cumulative = pool.cumulative
-    total = cumulative[-1]
-    first = bisect_right(cumulative, ((roll & 0xFFFF_FFFF) * total) >> 32)
-    second = bisect_right(cumulative, (((roll >> 32) & 0xFFFF_FFFF) * total) >> 32)
+    weights: Sequence[float]
+    if pool.ramp and now and now < pool.ramp_until:
+        weights, ramped = _ramped(pool, now)
+        top = ramped[-1]
+        # min(): float rounding could land exactly on the total.
+        first = min(count - 1, bisect_right(ramped, (roll & 0xFFFF_FFFF) / 2**32 * top))
+        second = min(count - 1, bisect_right(ramped, ((roll >> 32) & 0xFFFF_FFFF) / 2**32 * top))
+    else:
+        weights = pool.weights
+        cumulative = pool.cumulative
+        total = cumulative[-1]
+        first = bisect_right(cumulative, ((roll & 0xFFFF_FFFF) * total) >> 32)
+        second = bisect_right(cumulative, (((roll >> 32) & 0xFFFF_FFFF) * total) >> 32)
     if exclude:
         first = _next_allowed(first, count, exclude)
         second = _next_allowed(second, count, exclude)
     if first == second:
         return first
     # Compare inflight/weight without division: a/wa <= b/wb  <=>  a*wb <= b*wa.
-    if (
-        loads[first].inflight * eligible[second].weight
-        <= loads[second].inflight * eligible[first].weight
-    ):
+    if loads[first].inflight * weights[second] <= loads[second].inflight * weights[first]:
         return first
     return second
+
+
+RAMP_FLOOR = 0.1
+"""A backend in slow start begins at a tenth of its weight (Envoy's min_weight_percent)."""
+
+
+def _ramped(pool: Pool, now: float) -> tuple[list[float], list[float]]:
+    """Effective weights while some backends ramp up linearly over `pool.slow_start` seconds."""
+    weights: list[float] = [float(backend.weight) for backend in pool.eligible]
+    for index, started in pool.ramp:
+        fraction = (now - started) / pool.slow_start
+        if fraction < 1.0:
+            weights[index] *= max(RAMP_FLOOR, fraction)
+    return weights, list(accumulate(weights))
 
 
 def _next_allowed(index: int, count: int, exclude: Collection[int]) -> int:

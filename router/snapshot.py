@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from router.spec import AdminState, Health, MatchKind, Mode, Spec, StickySpec
 
@@ -42,8 +43,18 @@ class Pool:
     name: str
     backends: tuple[Backend, ...]
     eligible: tuple[Backend, ...]
+    """Backends that take new requests: ready, healthy, weight > 0 (or, in panic, ready)."""
     cumulative: tuple[int, ...]
     """Running totals of the eligible backends' weights, for weighted random choice."""
+    weights: tuple[int, ...] = ()
+    """The eligible backends' weights, in the same order."""
+    panic: bool = False
+    """Too few healthy backends (below panic_threshold): `eligible` ignores health."""
+    slow_start: float = 0.0
+    ramp: tuple[tuple[int, float], ...] = ()
+    """(index into `eligible`, wall time it was readmitted) for backends still ramping up."""
+    ramp_until: float = 0.0
+    """Wall time after which no backend of the pool is ramping any more."""
 
     def __repr__(self) -> str:
         return f"Pool({self.name!r}, eligible={[b.name for b in self.eligible]})"
@@ -91,6 +102,12 @@ class Route:
     cookie_attributes: str
     """The `; Max-Age=...; Path=/; HttpOnly; SameSite=Lax` tail of an issued cookie."""
     fallback: Pool | None
+    failover_pools: tuple[Pool, ...] = ()
+    """Weighted, failover auto: the split's pools that have eligible backends, in bucket order,
+    where the users of a pool without any go (see router.decide)."""
+    failover_bounds: tuple[int, ...] = ()
+    failover_colour: Pool | None = None
+    """Blue-green, failover auto: where requests go when the active colour has no backend."""
 
     def __repr__(self) -> str:
         return f"Route({self.name!r})"
@@ -126,6 +143,10 @@ class Snapshot:
     """Some route matches on a path prefix other than "/" (else the path need not be decoded)."""
     reads_cookie: bool
     """Some route is sticky (else the Cookie header need not be decoded)."""
+    readmitted: Mapping[tuple[str, str], float] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """(pool, backend) -> wall time it became healthy again (slow start ramps from there)."""
 
     def match(self, host: str, path: str) -> Route | None:
         """The first route, in declared order, matching host and path."""

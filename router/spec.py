@@ -20,6 +20,12 @@ Mode = Literal["weighted", "blue-green"]
 
 MatchKind = Literal["exact", "regex", "present"]
 
+Failover = Literal["auto", "none"]
+"""When the pool a request is routed to has no eligible backend. `auto`: a weighted route
+spreads that pool's share over its other pools in proportion to their weights; a blue-green
+route goes to the other colour (the previous one, when set). `none`: no failover (then the
+route's fallback_pool if it has one, else 503)."""
+
 SameSite = Literal["Strict", "Lax", "None"]
 
 BUCKETS = 10_000
@@ -43,6 +49,11 @@ class BackendSpec:
 class PoolSpec:
     name: str
     backends: tuple[BackendSpec, ...]
+    panic_threshold: int = 0
+    """Percent. When fewer of the pool's ready backends than this are healthy, route to all its
+    ready backends regardless of health (Envoy's panic mode). 0: never, the default."""
+    slow_start: float = 0.0
+    """Seconds over which a readmitted backend's weight ramps from 10 % to 100 %. 0: off."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +107,7 @@ class RouteSpec:
     rules: tuple[HeaderRuleSpec, ...] = ()
     sticky: StickySpec | None = None
     fallback_pool: str | None = None
+    failover: Failover = "auto"
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,7 @@ SPEC = Spec(
             colours=("down", "green"),
             active="down",
             fallback_pool="blue",
+            failover="none",  # else the other colour comes first (see test_failover.py)
         ),
     ),
 )
