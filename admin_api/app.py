@@ -138,6 +138,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         routes.post_abort,
         "Baseline (stable) to 100 %",
         models.RouteView,
+        body=models.AbortChange,
+        body_optional=True,
         errors=_WRITE,
     ),
     Endpoint(

@@ -31,7 +31,8 @@ class Tokens:
 
     def actor(self, authorization: str | None) -> str | None:
         """The name of the token presented, or None when it is missing or wrong."""
-        if not authorization or not authorization.startswith("Bearer "):
+        # The scheme is case-insensitive (RFC 9110, 11.1): "bearer" is as good as "Bearer".
+        if not authorization or authorization[: len("Bearer ")].lower() != "bearer ":
             return None
         presented = authorization[len("Bearer ") :].strip().encode()
         found = None

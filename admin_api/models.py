@@ -50,6 +50,10 @@ class RollbackChange(Model):
     force: bool = False
 
 
+class AbortChange(Model):
+    """Argo's abort takes nothing (the body is optional; any field in it is refused)."""
+
+
 class UndoChange(Model):
     """Restore the route's definition as it was at `toRevision` (a new revision records it)."""
 

@@ -70,6 +70,13 @@ async def patch_backend(request: web.Request) -> web.Response:
         )
     wait = request.query.get("wait")
     seconds = duration(wait, "wait") if wait is not None else None
+    if seconds is not None and change.admin_state not in ("drain", "maint"):
+        raise Problem(
+            400,
+            "bad-query",
+            "Bad query parameter",
+            "wait: only with adminState drain or maint (it waits for in-flight requests to end)",
+        )
     action = f"set-{change.admin_state}" if change.admin_state else "set-weight"
     snapshot = await control.apply(
         lambda current: with_backend(

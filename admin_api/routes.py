@@ -25,6 +25,7 @@ from router import (
 
 async def list_routes(request: web.Request) -> web.Response:
     control = request.app[CONTROL]
+    await control.supervisor.query_stats()  # the observed split as of now, not a second ago
     snapshot = control.snapshot
     routes = [route_view(spec, snapshot, control.telemetry) for spec in snapshot.spec.routes]
     return respond(
@@ -34,7 +35,9 @@ async def list_routes(request: web.Request) -> web.Response:
 
 async def get_route(request: web.Request) -> web.Response:
     control = request.app[CONTROL]
-    return _view(control, _name(request, control), control.snapshot)
+    name = _name(request, control)
+    await control.supervisor.query_stats()
+    return _view(control, name, control.snapshot)
 
 
 async def put_weights(request: web.Request) -> web.Response:

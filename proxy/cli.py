@@ -7,12 +7,14 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import uvloop
+from admin_api.cli import register as register_admin_commands
 
-from proxy.config import ConfigError, load_config
-from router import Snapshot
-from router.split import percentages
+# The proxy's own modules (pydantic, uvloop, the router) are imported by the commands that use
+# them: the admin commands (status, weights, ...) then start in a third of the time.
+if TYPE_CHECKING:
+    from router import Snapshot
 
 EXIT_CONFIG = 2
 
@@ -62,10 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("args", nargs=argparse.REMAINDER)
     bench.set_defaults(command=_bench)
+
+    # status, weights, switch, drain, ...: drive a running instance through its admin API.
+    register_admin_commands(commands)
     return parser
 
 
 def _run(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from proxy.config import ConfigError, load_config
     from proxy.server import run
 
     try:
@@ -78,6 +86,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from proxy.config import ConfigError, load_config
+
     try:
         _, snapshot = load_config(args.config)
     except ConfigError as error:
@@ -90,6 +100,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def describe(snapshot: Snapshot) -> str:
     """A human summary of routes and pools, as check-config and the demo print it."""
+    from router.split import percentages
+
     lines = []
     for route in snapshot.routes:
         spec = snapshot.spec.route(route.name)
@@ -118,6 +130,9 @@ def describe(snapshot: Snapshot) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from proxy.config import ConfigError, load_config
     from proxy.demo import run_demo
 
     try:

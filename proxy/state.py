@@ -88,7 +88,8 @@ class StateFile:
                 raise ValueError(f"not a turnout state file of format {FORMAT}")
             return _SAVED.validate_python(data["state"])
         except (OSError, ValueError, ValidationError, KeyError) as error:
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            # Nanoseconds: two corrupt starts in one second must not overwrite the first copy.
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.time_ns()}")
             self.path.rename(aside)
             reason = str(error).splitlines()[0]
             raise CorruptState(self.path, aside, reason) from error

@@ -23,6 +23,7 @@ class Telemetry:
         self.retired_routed: Counter[tuple[str, str]] = Counter()
         self.retired_requests = 0
         self._samples: deque[tuple[float, Counter[tuple[str, str]]]] = deque()
+        self._started = time.monotonic()
 
     def update(self, stats: Stats) -> None:
         self.latest[stats.worker_id] = stats
@@ -62,10 +63,11 @@ class Telemetry:
         now = time.monotonic() if now is None else now
         current = self.routed()
         baseline: Counter[tuple[str, str]] = Counter()
-        for at, totals in self._samples:
-            if now - at <= WINDOW:
-                baseline = totals
-                break
+        if now - self._started > WINDOW:  # younger than a window: count from the start
+            for at, totals in self._samples:
+                if now - at <= WINDOW:
+                    baseline = totals
+                    break
         return {
             pool: count - baseline.get((name, pool), 0)
             for (name, pool), count in sorted(current.items())
