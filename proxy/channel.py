@@ -6,7 +6,7 @@ program in the same trust domain, and pickle carries the routing spec and settin
 second schema to keep in step.
 
     control -> worker   Hello (first), Install, Query, Drain
-    worker -> control   Ready (once serving), Ack, Stats (periodic and on Query)
+    worker -> control   Ready (once serving), Ack, Stats (periodic and on Query), Outlier
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class Hello:
     spec: Spec
     health: Mapping[tuple[str, str], Health]
     revision: int
+    readmitted: Mapping[tuple[str, str], float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,7 @@ class Install:
     spec: Spec
     health: Mapping[tuple[str, str], Health]
     settings: Settings | None = None
+    readmitted: Mapping[tuple[str, str], float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,19 @@ class Stats:
     """(route, pool) -> requests finished since the worker started."""
 
 
-Message = Hello | Install | Query | Drain | Ready | Ack | Stats
+@dataclass(frozen=True, slots=True)
+class Outlier:
+    """Real traffic to a backend failed `count` times in a row (passive health checking)."""
+
+    worker_id: int
+    pool: str
+    backend: str
+    reason: str
+    """`5xx` (responses) or `gateway` (connect failures, resets, timeouts)."""
+    count: int
+
+
+Message = Hello | Install | Query | Drain | Ready | Ack | Stats | Outlier
 
 
 class Channel:

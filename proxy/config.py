@@ -39,6 +39,7 @@ from pydantic_settings import (
 from router import (
     AdminState,
     BackendSpec,
+    Failover,
     HeaderRuleSpec,
     MatchKind,
     Mode,
@@ -214,8 +215,58 @@ class BackendConfig(_Section):
         )
 
 
+class HealthCheckConfig(_Section):
+    """Active health checks: the control plane probes every backend (once per instance)."""
+
+    enabled: bool = False
+    method: str = Field("GET", pattern=r"^[A-Z]+$")
+    path: str = Field("/healthz", pattern=r"^/")
+    host: str | None = None
+    """Host header of the probe; default: the backend's host:port."""
+    interval: Seconds = 5.0
+    jitter: float = Field(0.2, ge=0, le=0.9)
+    """Each wait is interval x (1 +/- jitter), so backends are not probed in lockstep."""
+    timeout: Seconds = 2.0
+    expected_statuses: str = Field("200-399", pattern=r"^\d{3}(-\d{3})?(,\d{3}(-\d{3})?)*$")
+    expect_body: str | None = None
+    """A substring the response body must contain."""
+    unhealthy_threshold: int = Field(3, ge=1, le=100)
+    healthy_threshold: int = Field(2, ge=1, le=100)
+    initial_state: Literal["healthy", "unhealthy"] = "healthy"
+    """A backend not probed yet: `healthy` until proven otherwise, or `unhealthy` until its
+    first successful probe."""
+
+    def statuses(self) -> list[tuple[int, int]]:
+        ranges = []
+        for part in self.expected_statuses.split(","):
+            low, _, high = part.partition("-")
+            ranges.append((int(low), int(high or low)))
+        return ranges
+
+
+class OutlierConfig(_Section):
+    """Passive checks: eject a backend that keeps failing real requests."""
+
+    enabled: bool = False
+    consecutive_5xx: int = Field(5, ge=1, le=1000)
+    consecutive_gateway_failures: int = Field(5, ge=1, le=1000)
+    """Connect failures and timeouts in a row."""
+    base_ejection_time: Seconds = 30.0
+    """The n-th ejection in a row lasts n times this (up to max_ejection_time)."""
+    max_ejection_time: Seconds = 300.0
+    max_ejection_percent: int = Field(10, ge=0, le=100)
+    """At most this share of a pool's backends ejected at once, rounded down (exactly: with
+    10 % and fewer than 10 backends, none is ever ejected)."""
+
+
 class PoolConfig(_Section):
     backends: list[BackendConfig] = Field(default_factory=list)
+    panic_threshold: int = Field(0, ge=0, le=100)
+    slow_start: float = Field(0.0, ge=0, le=3600)
+    health: dict[str, Any] = Field(default_factory=dict)
+    """Overrides of [health] for this pool."""
+    outlier: dict[str, Any] = Field(default_factory=dict)
+    """Overrides of [outlier] for this pool."""
 
 
 class HeaderRuleConfig(_Section):
@@ -247,6 +298,7 @@ class RouteConfig(_Section):
     rules: list[HeaderRuleConfig] = Field(default_factory=list)
     sticky: StickyConfig | None = None
     fallback_pool: str | None = None
+    failover: Failover = "auto"
 
 
 class Settings(BaseSettings):
@@ -266,8 +318,32 @@ class Settings(BaseSettings):
     downstream: DownstreamConfig = DownstreamConfig()
     upstream: UpstreamConfig = UpstreamConfig()
     forwarded: ForwardedConfig = ForwardedConfig()
+    health: HealthCheckConfig = HealthCheckConfig()
+    outlier: OutlierConfig = OutlierConfig()
     pools: dict[str, PoolConfig] = Field(default_factory=dict)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _pool_overrides(self) -> Settings:
+        for name in self.pools:
+            for kind in ("health", "outlier"):
+                try:
+                    getattr(self, f"pool_{kind}")(name)
+                except ValidationError as error:
+                    item = error.errors()[0]
+                    where = ".".join(str(part) for part in item["loc"])
+                    raise ValueError(f"pools.{name}.{kind}.{where}: {item['msg']}") from None
+        return self
+
+    def pool_health(self, pool: str) -> HealthCheckConfig:
+        """[health] with the pool's overrides."""
+        overrides = self.pools[pool].health if pool in self.pools else {}
+        return HealthCheckConfig.model_validate({**self.health.model_dump(), **overrides})
+
+    def pool_outlier(self, pool: str) -> OutlierConfig:
+        """[outlier] with the pool's overrides."""
+        overrides = self.pools[pool].outlier if pool in self.pools else {}
+        return OutlierConfig.model_validate({**self.outlier.model_dump(), **overrides})
 
     @classmethod
     def settings_customise_sources(
@@ -284,7 +360,12 @@ class Settings(BaseSettings):
     def spec(self) -> Spec:
         """The routing spec this configuration declares (not yet validated across fields)."""
         pools = tuple(
-            PoolSpec(name=name, backends=tuple(backend.spec() for backend in pool.backends))
+            PoolSpec(
+                name=name,
+                backends=tuple(backend.spec() for backend in pool.backends),
+                panic_threshold=pool.panic_threshold,
+                slow_start=pool.slow_start,
+            )
             for name, pool in self.pools.items()
         )
         routes = tuple(_route_spec(name, route) for name, route in self.routes.items())
@@ -312,6 +393,7 @@ def _route_spec(name: str, route: RouteConfig) -> RouteSpec:
         ),
         sticky=StickySpec(**route.sticky.model_dump()) if route.sticky is not None else None,
         fallback_pool=route.fallback_pool,
+        failover=route.failover,
     )
 
 
@@ -353,7 +435,9 @@ def _describe(error: Any) -> str:
     location = ""
     for part in error["loc"]:
         location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else part)
-    message = error["msg"]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not location:
+        return message  # a cross-field check: its message names the field itself
     if any(isinstance(part, int) for part in error["loc"]):
         return f"{location}: {message}"
     env = "TURNOUT_" + "__".join(str(part) for part in error["loc"]).upper()

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import ipaddress
 import os
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +30,21 @@ from router import Snapshot
 
 
 class Target:
-    """A backend as the data plane uses it: where it is, its connections, its load."""
+    """A backend as the data plane uses it: where it is, its connections, its load, and how
+    many of its recent requests failed in a row (passive health checking)."""
 
-    __slots__ = ("address", "backend", "connections", "inflight", "pool")
+    __slots__ = (
+        "address",
+        "backend",
+        "connections",
+        "failures",
+        "gateway_failures",
+        "inflight",
+        "limit_5xx",
+        "limit_gateway",
+        "pool",
+        "report",
+    )
 
     def __init__(self, pool: str, backend: str, connections: ConnectionPool) -> None:
         self.pool = pool
@@ -40,6 +52,30 @@ class Target:
         self.connections = connections
         self.address = connections.address
         self.inflight = 0
+        self.failures = 0
+        """5xx responses in a row."""
+        self.gateway_failures = 0
+        """Connect failures, resets before a response, timeouts in a row."""
+        self.limit_5xx = 0
+        self.limit_gateway = 0
+        """0: outlier detection is off for this backend's pool."""
+        self.report: Callable[[Target, str, int], None] | None = None
+
+    def answered(self, status: int) -> None:
+        """A response head arrived from the backend."""
+        if status >= 500:
+            self.failures += 1
+            if self.failures == self.limit_5xx and self.report is not None:
+                self.report(self, "5xx", self.failures)
+        else:
+            self.failures = 0
+            self.gateway_failures = 0
+
+    def failed(self) -> None:
+        """The backend could not be reached, reset the connection, or timed out."""
+        self.gateway_failures += 1
+        if self.gateway_failures == self.limit_gateway and self.report is not None:
+            self.report(self, "gateway", self.gateway_failures)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +100,8 @@ class DataPlane:
         self.connections: set[Downstream] = set()
         self.requests = 0
         """Exchanges finished (answered or failed) since start: reported to the control plane."""
+        self.on_outlier: Callable[[Target, str, int], None] | None = None
+        """Set by the worker: tells the control plane, which decides on ejections."""
         self.routed: dict[tuple[str, str], int] = {}
         """Finished exchanges per (route, pool): the observed split."""
         self.draining = False
@@ -93,6 +131,8 @@ class DataPlane:
             for network in settings.forwarded.trusted_proxies
         ]
         self._trust_cache: dict[str, bool] = {}
+        for target in getattr(self, "targets", {}).values():
+            self._outlier_limits(target)
         for pool in getattr(self, "connection_pools", {}).values():
             pool.max_idle = upstream.keepalive_per_backend
             pool.idle_timeout = upstream.keepalive_idle_timeout
@@ -156,7 +196,18 @@ class DataPlane:
                     loop=self.loop,
                 )
             target = self.targets[key] = Target(pool, backend, connections)
+            self._outlier_limits(target)
         return target
+
+    def _outlier_limits(self, target: Target) -> None:
+        outlier = self.settings.pool_outlier(target.pool)
+        target.limit_5xx = outlier.consecutive_5xx if outlier.enabled else 0
+        target.limit_gateway = outlier.consecutive_gateway_failures if outlier.enabled else 0
+        target.report = self._outlier
+
+    def _outlier(self, target: Target, reason: str, count: int) -> None:
+        if self.on_outlier is not None:
+            self.on_outlier(target, reason, count)
 
     # Per connection and per request helpers
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from random import getrandbits
+from time import time
 from typing import TYPE_CHECKING
 
 from proxy.admission import request_meta
@@ -196,7 +197,10 @@ class Exchange:
         pool = decision.pool
         assert pool is not None
         targets = self.installed.targets[pool.name]
-        index = pick_backend(pool, targets, getrandbits(64), self.tried)
+        # The clock is read only while some backend of the pool is in slow start.
+        index = pick_backend(
+            pool, targets, getrandbits(64), self.tried, time() if pool.ramp else 0.0
+        )
         if index is None:
             if error is not None:
                 self.fail(error)
@@ -224,6 +228,7 @@ class Exchange:
             async with asyncio.timeout(self.dp.connect_timeout):
                 connection = await target.connections.open()
         except (OSError, TimeoutError) as exc:
+            target.failed()
             if not self.finished:
                 self.retry_or_fail(map_connect_error(exc, target.address))
             return
@@ -339,6 +344,11 @@ class Exchange:
         head = self.head
         self.response_started = True
         self.sent = None
+        target = self.target
+        if target is not None and (
+            response.status >= 500 or target.failures or target.gateway_failures
+        ):
+            target.answered(response.status)
         if response.status == 101:
             if head.upgrade is None or response.upgrade is None:
                 raise UpstreamBadResponse("101 Switching Protocols without an upgrade request")
@@ -451,6 +461,8 @@ class Exchange:
             assert target is not None
             self.dp.spawn(self.connect(target))
             return
+        if self.target is not None:
+            self.target.failed()
         self.retry_or_fail(UpstreamReset("backend closed the connection before responding"))
 
     def upstream_failed(self, error: ProxyError) -> None:
@@ -470,6 +482,8 @@ class Exchange:
         elif not self.request_done:
             self.fail(RequestTimeout("the request body stalled"))
         else:
+            if self.target is not None:
+                self.target.failed()
             self.fail(UpstreamTimeout(f"no response within {self.dp.read_timeout:g} s"))
 
     def reject(self, error: ProxyError) -> None:

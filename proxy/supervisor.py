@@ -129,7 +129,13 @@ class Supervisor:
         """Send a revision to every live worker; return once each has applied it."""
         if settings is not None:
             self.settings = settings
-        message = Install(snapshot.revision, snapshot.spec, dict(snapshot.health), settings)
+        message = Install(
+            snapshot.revision,
+            snapshot.spec,
+            dict(snapshot.health),
+            settings,
+            dict(snapshot.readmitted),
+        )
         waiting: list[tuple[Slot, asyncio.Event]] = []
         for slot in self.slots:
             if slot.live and slot.channel is not None:
@@ -227,7 +233,14 @@ class Supervisor:
         slot.started_at = time.monotonic()
         snapshot, settings = self.current()
         channel.send(
-            Hello(slot.worker_id, settings, snapshot.spec, dict(snapshot.health), snapshot.revision)
+            Hello(
+                slot.worker_id,
+                settings,
+                snapshot.spec,
+                dict(snapshot.health),
+                snapshot.revision,
+                dict(snapshot.readmitted),
+            )
         )
         self._task(slot, self._read(slot, channel))
         self._task(slot, self._watch(slot, process))

@@ -29,7 +29,8 @@ import sys
 
 import uvloop
 
-from proxy.channel import Ack, Channel, Drain, Hello, Install, Query, Ready, Stats
+from proxy.channel import Ack, Channel, Drain, Hello, Install, Outlier, Query, Ready, Stats
+from proxy.dataplane import Target
 from proxy.server import ProxyServer
 from router import build_snapshot
 
@@ -45,12 +46,16 @@ class Worker:
         self.revision = hello.revision
         self.grace = hello.settings.process.shutdown_timeout
         self.server = ProxyServer(
-            hello.settings, build_snapshot(hello.spec, hello.health, hello.revision)
+            hello.settings,
+            build_snapshot(hello.spec, hello.health, hello.revision, hello.readmitted),
         )
         self.draining: asyncio.Task[None] | None = None
 
     async def serve(self, listen: socket.socket) -> None:
         await self.server.start(sock=listen)
+        dataplane = self.server.dataplane
+        assert dataplane is not None
+        dataplane.on_outlier = self._report_outlier
         self.channel.send(Ready(self.worker_id, os.getpid(), self.revision))
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.drain, self.grace)
@@ -76,9 +81,15 @@ class Worker:
         if message.settings is not None:
             self.server.configure(message.settings)
             self.grace = message.settings.process.shutdown_timeout
-        self.server.publish(build_snapshot(message.spec, message.health, message.revision))
+        self.server.publish(
+            build_snapshot(message.spec, message.health, message.revision, message.readmitted)
+        )
         self.revision = message.revision
         self.channel.send(Ack(message.revision))
+
+    def _report_outlier(self, target: Target, reason: str, count: int) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            self.channel.send(Outlier(self.worker_id, target.pool, target.backend, reason, count))
 
     def drain(self, grace: float) -> None:
         if self.draining is None:

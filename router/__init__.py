@@ -21,6 +21,7 @@ from router.edits import (
     with_backend_added,
     with_backend_removed,
     with_health,
+    with_health_view,
     with_route,
     with_weights,
 )
@@ -32,6 +33,7 @@ from router.spec import (
     BUCKETS,
     AdminState,
     BackendSpec,
+    Failover,
     HeaderRuleSpec,
     Health,
     MatchKind,
@@ -48,6 +50,7 @@ __all__ = [
     "Backend",
     "BackendSpec",
     "Decision",
+    "Failover",
     "HeaderRule",
     "HeaderRuleSpec",
     "Health",
@@ -80,6 +83,7 @@ __all__ = [
     "with_backend_added",
     "with_backend_removed",
     "with_health",
+    "with_health_view",
     "with_route",
     "with_weights",
 ]

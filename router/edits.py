@@ -19,7 +19,17 @@ from router.spec import AdminState, BackendSpec, Health, PoolSpec, RouteSpec, Sp
 
 def rebuild(snapshot: Snapshot, spec: Spec, health: Mapping[tuple[str, str], Health]) -> Snapshot:
     """A new snapshot from an edited spec or health view, one revision later."""
-    return build_snapshot(spec, health, revision=snapshot.revision + 1)
+    return build_snapshot(spec, health, snapshot.revision + 1, snapshot.readmitted)
+
+
+def with_health_view(
+    snapshot: Snapshot,
+    health: Mapping[tuple[str, str], Health],
+    readmitted: Mapping[tuple[str, str], float],
+) -> Snapshot:
+    """Replace the whole health view (what the health checker sees), with the wall time each
+    backend became healthy again (slow start ramps from there)."""
+    return build_snapshot(snapshot.spec, health, snapshot.revision + 1, readmitted)
 
 
 def with_weights(snapshot: Snapshot, route: str, weights: Mapping[str, int]) -> Snapshot:
@@ -30,14 +40,19 @@ def with_weights(snapshot: Snapshot, route: str, weights: Mapping[str, int]) -> 
         raise SpecError([Problem(f"routes.{route}.weights", "route is not in weighted mode")])
     order = [name for name, _ in spec.weights]
     order += [name for name in weights if name not in order]
-    missing = [name for name in order if name not in weights]
-    if missing:
-        raise SpecError(
-            [
-                Problem(f"routes.{route}.weights.{name}", "missing: give every weight")
-                for name in missing
-            ]
-        )
+    # A misspelt pool is both unknown and leaves a real one missing: say both.
+    problems = [
+        Problem(f"routes.{route}.weights.{name}", f"unknown pool {name!r}")
+        for name in weights
+        if snapshot.spec.pool(name) is None
+    ]
+    problems += [
+        Problem(f"routes.{route}.weights.{name}", "missing: give every weight")
+        for name in order
+        if name not in weights
+    ]
+    if problems:
+        raise SpecError(problems)
     new_weights = tuple((name, weights[name]) for name in order)
     edited = replace(spec, weights=new_weights, previous_weights=spec.weights)
     return rebuild(snapshot, _replace_route(snapshot.spec, edited), snapshot.health)

@@ -250,3 +250,13 @@ def test_unknown_names_raise(
         edit(snapshot)
     assert _problem_fields(caught) == [field]
     assert snapshot.revision == 5
+
+
+def test_with_weights_names_a_misspelt_pool_as_unknown(snapshot: Snapshot) -> None:
+    before = snapshot
+    with pytest.raises(SpecError) as caught:
+        with_weights(snapshot, "web", {"stable": 90, "canry": 10})
+    messages = {(p.field, p.message) for p in caught.value.problems}
+    assert ("routes.web.weights.canry", "unknown pool 'canry'") in messages
+    assert ("routes.web.weights.canary", "missing: give every weight") in messages
+    assert snapshot is before

@@ -1,0 +1,331 @@
+"""Health: active probes, passive outlier ejection, and the health view they publish.
+
+Theory of operation. The control plane runs one `HealthChecker` for the whole instance (workers
+never probe). For every backend of a pool whose [health] is enabled, a task probes it every
+`interval` (times 1 +/- jitter, so backends are not probed in lockstep), over the checker's own
+connections, at most `CONCURRENCY` probes at once. A backend becomes unhealthy after
+`unhealthy_threshold` failed probes in a row and healthy again after `healthy_threshold`
+successes in a row, so a flapping backend never comes back.
+
+Independently, workers report backends whose real requests fail in a row (proxy.dataplane.
+Target); if the pool's [outlier] detection is on, such a backend is ejected for
+base_ejection_time x (its ejections in a row), up to max_ejection_time, unless that would eject
+more than max_ejection_percent of the pool (rounded down: the cap is honoured exactly, unlike
+Envoy #17504). When the time is up it returns on probation: the next failures eject it for longer.
+
+A backend routes traffic when it is healthy by probe *and* not ejected. Every change of that is
+logged once and published as a new snapshot through `publish` (the control plane's apply), with
+the time it became healthy again, from which slow start ramps its weight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from proxy.config import HealthCheckConfig, Settings
+from router import Health, Spec
+
+log = logging.getLogger("turnout.health")
+
+CONCURRENCY = 64
+"""Probes in flight at once, whatever the number of backends."""
+BODY_LIMIT = 64 * 1024
+TICK = 0.25
+"""How often ejections are checked for expiry."""
+
+Key = tuple[str, str]
+Publish = Callable[[dict[Key, Health], dict[Key, float], str, str, str], Awaitable[None]]
+"""(health view, readmitted times, action, target, why) -> the change is live everywhere."""
+
+
+@dataclass
+class Probe:
+    at: float
+    """Wall time."""
+    ok: bool
+    status: int | None
+    error: str | None
+    duration: float
+
+
+@dataclass
+class BackendHealth:
+    """What the checker knows of one backend."""
+
+    pool: str
+    backend: str
+    address: str
+    checked: bool
+    """Active checks are on for its pool."""
+    state: Health
+    """By probe."""
+    successes: int = 0
+    failures: int = 0
+    last: Probe | None = None
+    was_healthy: bool = False
+    """It has been healthy at some point (initial_state healthy counts)."""
+    ejected_until: float = 0.0
+    """Monotonic time; 0: not ejected."""
+    ejected_at: float = 0.0
+    """Wall time of the current ejection."""
+    ejections: int = 0
+    """Ejections in a row (the next one lasts this many times longer)."""
+    ejection_reason: str | None = None
+    back_since: float = 0.0
+    """Monotonic time the last ejection ended."""
+    changed_at: float = field(default_factory=time.time)
+
+    @property
+    def ejected(self) -> bool:
+        return self.ejected_until > 0.0
+
+    @property
+    def routable(self) -> bool:
+        return self.state == "healthy" and not self.ejected
+
+
+class HealthChecker:
+    def __init__(self, publish: Publish) -> None:
+        self.publish = publish
+        self.backends: dict[Key, BackendHealth] = {}
+        self.readmitted: dict[Key, float] = {}
+        self.settings: Settings | None = None
+        self.spec: Spec | None = None
+        self._probes: dict[Key, asyncio.Task[None]] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._semaphore = asyncio.Semaphore(CONCURRENCY)
+        self._cap_logged: set[Key] = set()
+
+    # The view the control plane routes by
+
+    def health(self) -> dict[Key, Health]:
+        return {
+            key: "healthy" if state.routable else "unhealthy"
+            for key, state in self.backends.items()
+            if not state.routable
+        }
+
+    def initial(self, spec: Spec, settings: Settings) -> dict[Key, Health]:
+        """The health view before any probe: every checked backend in its initial state."""
+        self._track(spec, settings)
+        return self.health()
+
+    # Lifecycle
+
+    def reconcile(self, spec: Spec, settings: Settings) -> None:
+        """Follow the spec: probe new backends, stop probing removed ones."""
+        self._track(spec, settings)
+        for key, state in self.backends.items():
+            if state.checked and key not in self._probes:
+                self._probes[key] = asyncio.create_task(self._probe_forever(key))
+        for key in list(self._probes):
+            if key not in self.backends or not self.backends[key].checked:
+                self._probes.pop(key).cancel()
+        if self._ticker is None:
+            self._ticker = asyncio.create_task(self._tick_forever())
+
+    async def stop(self) -> None:
+        tasks = [*self._probes.values(), *([self._ticker] if self._ticker else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._probes.clear()
+        self._ticker = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _track(self, spec: Spec, settings: Settings) -> None:
+        self.spec, self.settings = spec, settings
+        known: dict[Key, BackendHealth] = {}
+        for pool in spec.pools:
+            config = settings.pool_health(pool.name)
+            for backend in pool.backends:
+                key = (pool.name, backend.name)
+                address = f"{backend.host}:{backend.port}"
+                state = self.backends.get(key)
+                if state is None or state.address != address or state.checked != config.enabled:
+                    initial = config.initial_state if config.enabled else "healthy"
+                    state = BackendHealth(
+                        pool=pool.name,
+                        backend=backend.name,
+                        address=address,
+                        checked=config.enabled,
+                        state=initial,
+                        was_healthy=initial == "healthy",
+                    )
+                known[key] = state
+        self.backends = known
+        self.readmitted = {k: v for k, v in self.readmitted.items() if k in known}
+
+    # Active checks
+
+    async def _probe_forever(self, key: Key) -> None:
+        state = self.backends[key]
+        config = self._config(state.pool)
+        # The first probe soon after start (not a whole interval later), spread out too.
+        await asyncio.sleep(random.uniform(0, min(1.0, config.interval) * config.jitter))
+        while True:
+            config = self._config(state.pool)
+            probe = await self._probe(state, config)
+            await self._after_probe(key, state, probe, config)
+            spread = config.interval * config.jitter
+            await asyncio.sleep(config.interval + random.uniform(-spread, spread))
+            if self.backends.get(key) is not state:
+                return  # the backend was removed or redefined
+
+    async def _probe(self, state: BackendHealth, config: HealthCheckConfig) -> Probe:
+        session = self._session
+        if session is None:
+            # Its own connections: a probe never takes a request's pooled connection, and a
+            # probe's connection is never reused for a request.
+            connector = aiohttp.TCPConnector(limit=CONCURRENCY, limit_per_host=2)
+            session = self._session = aiohttp.ClientSession(connector=connector)
+        url = f"http://{state.address}{config.path}"
+        headers = {"Host": config.host} if config.host else {}
+        started = time.monotonic()
+        async with self._semaphore:
+            try:
+                async with session.request(
+                    config.method,
+                    url,
+                    headers=headers,
+                    allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=config.timeout),
+                ) as response:
+                    body = await response.content.read(BODY_LIMIT) if config.expect_body else b""
+                    status = response.status
+            except TimeoutError:
+                return self._result(started, None, f"timeout after {config.timeout:g} s")
+            except aiohttp.ClientConnectorError as error:
+                return self._result(started, None, f"connect failed: {error.os_error}")
+            except aiohttp.ClientError as error:
+                return self._result(started, None, f"{type(error).__name__}: {error}")
+        if not any(low <= status <= high for low, high in config.statuses()):
+            return self._result(started, status, f"status {status}")
+        if config.expect_body and config.expect_body.encode() not in body:
+            return self._result(started, status, f"body lacks {config.expect_body!r}")
+        return self._result(started, status, None)
+
+    @staticmethod
+    def _result(started: float, status: int | None, error: str | None) -> Probe:
+        return Probe(time.time(), error is None, status, error, time.monotonic() - started)
+
+    async def _after_probe(
+        self, key: Key, state: BackendHealth, probe: Probe, config: HealthCheckConfig
+    ) -> None:
+        state.last = probe
+        if probe.ok:
+            state.successes += 1
+            state.failures = 0
+            # A backend that started unhealthy (initial_state) needs one success; one that
+            # its probes took out needs healthy_threshold of them in a row.
+            needed = config.healthy_threshold if state.was_healthy else 1
+            if state.state == "unhealthy" and state.successes >= needed:
+                await self._set(state, "healthy", f"{state.successes} successful probe(s)")
+        else:
+            state.failures += 1
+            state.successes = 0
+            if state.state == "healthy" and state.failures >= config.unhealthy_threshold:
+                await self._set(
+                    state, "unhealthy", f"{state.failures} failed probes: {probe.error}"
+                )
+
+    async def _set(self, state: BackendHealth, value: Health, why: str) -> None:
+        was = state.routable
+        state.state = value
+        state.was_healthy = state.was_healthy or value == "healthy"
+        await self._changed(state, was, why)
+
+    # Passive checks
+
+    async def outlier(self, pool: str, backend: str, reason: str, count: int) -> None:
+        """A worker saw `count` failures in a row of real requests to the backend."""
+        settings = self.settings
+        state = self.backends.get((pool, backend))
+        if settings is None or state is None or state.ejected:
+            return
+        config = settings.pool_outlier(pool)
+        if not config.enabled:
+            return
+        members = [s for s in self.backends.values() if s.pool == pool]
+        ejected = sum(1 for s in members if s.ejected)
+        cap = math.floor(len(members) * config.max_ejection_percent / 100)
+        if ejected + 1 > cap:
+            if (pool, backend) not in self._cap_logged:
+                self._cap_logged.add((pool, backend))
+                log.warning(
+                    "not ejecting %s/%s (%d %s failures in a row): max_ejection_percent %d%% "
+                    "allows %d of %d backends",
+                    pool,
+                    backend,
+                    count,
+                    reason,
+                    config.max_ejection_percent,
+                    cap,
+                    len(members),
+                )
+            return
+        self._cap_logged.discard((pool, backend))
+        was = state.routable
+        state.ejections += 1
+        duration = min(config.max_ejection_time, config.base_ejection_time * state.ejections)
+        state.ejected_until = time.monotonic() + duration
+        state.ejected_at = time.time()
+        state.ejection_reason = f"{count} {reason} failures in a row"
+        await self._changed(state, was, f"ejected for {duration:g} s: {state.ejection_reason}")
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            now = time.monotonic()
+            for state in list(self.backends.values()):
+                if state.ejected and state.ejected_until <= now:
+                    was = state.routable
+                    state.ejected_until = 0.0
+                    state.back_since = now
+                    await self._changed(state, was, "ejection over, on probation")
+                elif state.ejections and not state.ejected and self.settings is not None:
+                    # Long enough back without failing: the next ejection starts short again.
+                    config = self.settings.pool_outlier(state.pool)
+                    if now - state.back_since > config.max_ejection_time:
+                        state.ejections = 0
+
+    # Publishing
+
+    async def _changed(self, state: BackendHealth, was: bool, why: str) -> None:
+        now = state.routable
+        if now == was:
+            return
+        key = (state.pool, state.backend)
+        state.changed_at = time.time()
+        if now:
+            self.readmitted[key] = state.changed_at
+            log.warning("backend %s/%s readmitted: %s", state.pool, state.backend, why)
+        else:
+            self.readmitted.pop(key, None)
+            log.warning("backend %s/%s out of rotation: %s", state.pool, state.backend, why)
+        action = "readmit" if now else "eject"
+        await self.publish(
+            self.health(),
+            dict(self.readmitted),
+            action,
+            f"pool/{state.pool}/backend/{state.backend}",
+            why,
+        )
+
+    def _config(self, pool: str) -> HealthCheckConfig:
+        assert self.settings is not None
+        return self.settings.pool_health(pool)
