@@ -145,6 +145,34 @@ class RouteList(Model):
     routes: list[RouteView]
 
 
+class ProbeView(Model):
+    at: str
+    """ISO 8601, UTC."""
+    ok: bool
+    status: int | None
+    error: str | None
+    duration_ms: float
+
+
+class CheckView(Model):
+    """The active health check's view of a backend."""
+
+    state: Literal["healthy", "unhealthy"]
+    consecutive_successes: int
+    consecutive_failures: int
+    last_probe: ProbeView | None
+
+
+class EjectionView(Model):
+    """Outlier detection took the backend out of rotation."""
+
+    reason: str
+    since: str
+    until: str
+    ejections: int
+    """Ejections in a row (each lasts longer)."""
+
+
 class BackendView(Model):
     name: str
     url: str
@@ -155,6 +183,9 @@ class BackendView(Model):
     """Receives new requests: ready, healthy and a positive weight."""
     inflight: int
     """Requests in flight to it now (open WebSockets included), over all workers."""
+    check: CheckView | None = None
+    """Active health checking, when the pool has it."""
+    ejection: EjectionView | None = None
 
 
 class PoolView(Model):
@@ -163,6 +194,8 @@ class PoolView(Model):
     backends: list[BackendView]
     eligible: int
     """How many backends receive new requests."""
+    panic: bool = False
+    """Fewer healthy backends than panic_threshold: traffic goes to every ready backend."""
 
 
 class PoolList(Model):

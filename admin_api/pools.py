@@ -23,7 +23,9 @@ async def list_pools(request: web.Request) -> web.Response:
     control = request.app[CONTROL]
     await control.supervisor.query_stats()
     snapshot = control.snapshot
-    pools = [pool_view(spec, snapshot, control.telemetry) for spec in snapshot.spec.pools]
+    pools = [
+        pool_view(spec, snapshot, control.telemetry, control.health) for spec in snapshot.spec.pools
+    ]
     return respond(
         models.PoolList(revision=snapshot.revision, pools=pools), revision=snapshot.revision
     )
@@ -168,7 +170,9 @@ def _view(control: ControlPlane, name: str, snapshot: Snapshot, status: int = 20
     spec = snapshot.spec.pool(name)
     assert spec is not None
     return respond(
-        pool_view(spec, snapshot, control.telemetry), status=status, revision=snapshot.revision
+        pool_view(spec, snapshot, control.telemetry, control.health),
+        status=status,
+        revision=snapshot.revision,
     )
 
 
@@ -178,5 +182,7 @@ def _backend_view(
     spec = snapshot.spec.pool(pool)
     assert spec is not None
     return next(
-        b for b in pool_view(spec, snapshot, control.telemetry).backends if b.name == backend
+        b
+        for b in pool_view(spec, snapshot, control.telemetry, control.health).backends
+        if b.name == backend
     )

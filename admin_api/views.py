@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from admin_api import models
+from proxy.health import BackendHealth, HealthChecker
 from proxy.state import Change
 from proxy.telemetry import Telemetry
 from router import Snapshot
@@ -53,24 +55,65 @@ def route_view(spec: RouteSpec, snapshot: Snapshot, telemetry: Telemetry) -> mod
     return view
 
 
-def pool_view(spec: PoolSpec, snapshot: Snapshot, telemetry: Telemetry) -> models.PoolView:
+def pool_view(
+    spec: PoolSpec, snapshot: Snapshot, telemetry: Telemetry, health: HealthChecker | None = None
+) -> models.PoolView:
     pool = snapshot.pools[spec.name]
     inflight = telemetry.inflight()
-    backends = [
-        models.BackendView(
+    eligible = {backend.name for backend in pool.eligible}
+    backends = []
+    for backend in pool.backends:
+        view = models.BackendView(
             name=backend.name,
             url=f"http://{backend.host}:{backend.port}",
             weight=backend.weight,
             admin_state=backend.admin_state,
             health=backend.health,
-            eligible=backend.eligible,
+            eligible=backend.name in eligible,
             inflight=inflight.get((spec.name, backend.name), 0),
         )
-        for backend in pool.backends
-    ]
+        state = health.backends.get(backend.key) if health is not None else None
+        if state is not None:
+            _health_details(view, state)
+        backends.append(view)
     return models.PoolView(
-        name=spec.name, revision=snapshot.revision, backends=backends, eligible=len(pool.eligible)
+        name=spec.name,
+        revision=snapshot.revision,
+        backends=backends,
+        eligible=len(pool.eligible),
+        panic=pool.panic,
     )
+
+
+def _health_details(view: models.BackendView, state: BackendHealth) -> None:
+    if state.checked:
+        last = state.last
+        view.check = models.CheckView(
+            state=state.state,
+            consecutive_successes=state.successes,
+            consecutive_failures=state.failures,
+            last_probe=models.ProbeView(
+                at=_iso(last.at),
+                ok=last.ok,
+                status=last.status,
+                error=last.error,
+                duration_ms=round(last.duration * 1000, 2),
+            )
+            if last is not None
+            else None,
+        )
+    if state.ejected:
+        remaining = max(0.0, state.ejected_until - time.monotonic())
+        view.ejection = models.EjectionView(
+            reason=state.ejection_reason or "",
+            since=_iso(state.ejected_at),
+            until=_iso(time.time() + remaining),
+            ejections=state.ejections,
+        )
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
 
 
 def change_view(change: Change) -> models.ChangeView:

@@ -2,6 +2,7 @@
 
 python -m benchmarks [--scenario NAME ...] [--targets turnout,direct,nginx,haproxy] [--pin]
 python -m benchmarks router [--iterations N]
+python -m benchmarks health [--backends 50] [--interval 1]
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks import chart, report, router_bench
+from benchmarks import chart, health_bench, report, router_bench
 from benchmarks.processes import ChildError, sigterm_as_interrupt
 from benchmarks.progress import Progress
 from benchmarks.runner import Plan, SetupError, resolve, run
@@ -26,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["router"]:
         return _router(args[1:])
+    if args[:1] == ["health"]:
+        return _health(args[1:])
     return _proxies(args)
 
 
@@ -121,6 +124,20 @@ def _proxies(argv: list[str]) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
         progress.say(f"wrote {path}")
+    return 0
+
+
+def _health(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"{_prog()} health",
+        description="CPU the control plane spends on active health checks.",
+    )
+    parser.add_argument("--backends", type=int, default=50)
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between probes")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured")
+    args = parser.parse_args(argv)
+    cost = health_bench.run(args.backends, args.interval, args.duration)
+    print(health_bench.text(cost))
     return 0
 
 

@@ -112,22 +112,26 @@ class BackendProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-async def serve(name: str, host: str, port: int) -> None:
+async def serve(name: str, host: str, ports: Sequence[int]) -> None:
+    """Serve on every port, one counter for all (the health benchmark runs 50 backends in one
+    process; its status reports them together)."""
     loop = asyncio.get_running_loop()
     counter = Counter()
     large = bytes(range(256)) * (LARGE_BYTES // 256)
-    server = await loop.create_server(
-        lambda: BackendProtocol(name, counter, large), host, port, backlog=4096
-    )
-    async with server:
-        await server.serve_forever()
+    servers = [
+        await loop.create_server(
+            lambda: BackendProtocol(name, counter, large), host, port, backlog=4096
+        )
+        for port in ports
+    ]
+    await asyncio.gather(*(server.serve_forever() for server in servers))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--name", default="backend")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, action="append", required=True, help="repeatable")
     args = parser.parse_args(argv)
     uvloop.run(serve(args.name, args.host, args.port))
 

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import TypeAdapter
 
 from proxy.config import ConfigError, Settings, load_config
+from proxy.health import HealthChecker
 from proxy.state import (
     HISTORY_LIMIT,
     Change,
@@ -37,7 +38,17 @@ from proxy.state import (
 )
 from proxy.supervisor import Supervisor
 from proxy.telemetry import Telemetry
-from router import PoolSpec, RouteSpec, Snapshot, Spec, SpecError, build_snapshot, carry_runtime
+from router import (
+    Health,
+    PoolSpec,
+    RouteSpec,
+    Snapshot,
+    Spec,
+    SpecError,
+    build_snapshot,
+    carry_runtime,
+    with_health_view,
+)
 
 log = logging.getLogger("turnout.control")
 
@@ -69,13 +80,17 @@ class ControlPlane:
         self.reloads = 0
         self._lock = asyncio.Lock()
         self.telemetry = Telemetry()
-        self.supervisor = Supervisor(settings, self._current, self.telemetry, log_level)
+        self.supervisor = Supervisor(
+            settings, self._current, self.telemetry, log_level, on_outlier=self._outlier
+        )
+        self.health = HealthChecker(self._publish_health)
+        self._tasks: set[asyncio.Task[None]] = set()
         state = settings.state
         path = (state.file or default_state_path(config_path)) if state.persist else None
         self.state_file = StateFile(path)
         self.history: list[Change] = []
         self.file_spec = snapshot.spec
-        self.snapshot = self._restore(snapshot)
+        self.snapshot = self._with_health(self._restore(snapshot))
         self._sampler: asyncio.Task[None] | None = None
 
     def _current(self) -> tuple[Snapshot, Settings]:
@@ -122,6 +137,7 @@ class ControlPlane:
         await self.supervisor.start()
         self.phase = "serving"
         self._sampler = asyncio.create_task(self._sample_forever())
+        self.health.reconcile(self.snapshot.spec, self.settings)
 
     async def _sample_forever(self) -> None:
         while True:
@@ -143,22 +159,67 @@ class ControlPlane:
         action: str,
         target: str,
         if_match: int | None = None,
+        record: tuple[dict[str, Any], dict[str, Any]] | None = None,
     ) -> Snapshot:
         """Make `edit(current)` the current snapshot everywhere, record and save it, return it.
 
         `edit` is a pure function (router.edits); its errors propagate and change nothing, as
-        does PreconditionFailed when `if_match` is not the current revision.
+        does PreconditionFailed when `if_match` is not the current revision. `record` gives the
+        history's before/after when the change is not one of the spec (health).
         """
         async with self._lock:
             current = self.snapshot
             if if_match is not None and if_match != current.revision:
                 raise PreconditionFailed(if_match, current.revision)
-            snapshot = edit(current)
+            snapshot = self._with_health(edit(current))
             await self.supervisor.publish(snapshot)
             self.snapshot = snapshot
-            self._record_diff(snapshot.revision, actor, action, current.spec, snapshot.spec, target)
+            if record is not None:
+                self._record(snapshot.revision, actor, action, target, *record)
+            else:
+                self._record_diff(
+                    snapshot.revision, actor, action, current.spec, snapshot.spec, target
+                )
             self._save()
+            if snapshot.spec != current.spec:
+                self.health.reconcile(snapshot.spec, self.settings)
             return snapshot
+
+    def _with_health(self, snapshot: Snapshot) -> Snapshot:
+        """The snapshot with the health checker's view of its backends (a backend added at
+        runtime starts in its pool's initial state), at the same revision."""
+        health = self.health.initial(snapshot.spec, self.settings)
+        readmitted = self.health.readmitted
+        if health == dict(snapshot.health) and readmitted == dict(snapshot.readmitted):
+            return snapshot
+        return build_snapshot(snapshot.spec, health, snapshot.revision, readmitted)
+
+    async def _publish_health(
+        self,
+        health: dict[tuple[str, str], Health],
+        readmitted: dict[tuple[str, str], float],
+        action: str,
+        target: str,
+        why: str,
+    ) -> None:
+        """The health checker saw a backend go out of or back into rotation."""
+        if self.phase == "draining":
+            return
+        state = "healthy" if action == "readmit" else "unhealthy"
+        other = "unhealthy" if state == "healthy" else "healthy"
+        await self.apply(
+            lambda current: with_health_view(current, health, readmitted),
+            actor="health-checker",
+            action=action,
+            target=target,
+            record=({"health": other}, {"health": state, "why": why}),
+        )
+
+    def _outlier(self, pool: str, backend: str, reason: str, count: int) -> None:
+        """A worker reported real requests to a backend failing in a row."""
+        task = asyncio.ensure_future(self.health.outlier(pool, backend, reason, count))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def reload(self, actor: str = "config-file") -> Snapshot:
         """Re-read the configuration file; ConfigError (nothing changed) if it is invalid."""
@@ -177,21 +238,23 @@ class ControlPlane:
                     update={section: getattr(self.settings, section) for section in ignored}
                 )
             spec = carry_runtime(self.file_spec, file_snapshot.spec, self.snapshot.spec)
-            health = {
-                key: value
-                for key, value in self.snapshot.health.items()
-                if spec.pool(key[0]) is not None
-            }
             try:
-                snapshot = build_snapshot(spec, health, revision=self.snapshot.revision + 1)
+                snapshot = build_snapshot(spec, {}, revision=self.snapshot.revision + 1)
             except SpecError as error:
                 raise ConfigError(self.config_path, [str(p) for p in error.problems]) from error
-            await self.supervisor.publish(snapshot, settings)
+            previous_settings, self.settings = self.settings, settings
+            snapshot = self._with_health(snapshot)
+            try:
+                await self.supervisor.publish(snapshot, settings)
+            except BaseException:
+                self.settings = previous_settings
+                raise
             before = self.snapshot.spec
             self.settings, self.file_spec, self.snapshot = settings, file_snapshot.spec, snapshot
             self.reloads += 1
             self._record_diff(snapshot.revision, actor, "reload", before, spec, "config")
             self._save()
+            self.health.reconcile(spec, settings)
             log.info("reloaded %s: revision %d", self.config_path, snapshot.revision)
             return snapshot
 
@@ -277,6 +340,7 @@ class ControlPlane:
         if self.phase == "draining":
             return
         self.phase = "draining"
+        await self.health.stop()
         if self._sampler is not None:
             self._sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -19,6 +19,7 @@ import ipaddress
 import os
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any
 
 from proxy.admission import route_host
@@ -27,6 +28,8 @@ from proxy.downstream import Downstream
 from proxy.headers import REQUEST_SPECIAL_LENGTHS
 from proxy.upstream import ConnectionPool
 from router import Snapshot
+
+REPORT_INTERVAL = 1.0
 
 
 class Target:
@@ -44,6 +47,7 @@ class Target:
         "limit_gateway",
         "pool",
         "report",
+        "reported_at",
     )
 
     def __init__(self, pool: str, backend: str, connections: ConnectionPool) -> None:
@@ -60,13 +64,15 @@ class Target:
         self.limit_gateway = 0
         """0: outlier detection is off for this backend's pool."""
         self.report: Callable[[Target, str, int], None] | None = None
+        self.reported_at = -REPORT_INTERVAL
 
     def answered(self, status: int) -> None:
         """A response head arrived from the backend."""
         if status >= 500:
             self.failures += 1
-            if self.failures == self.limit_5xx and self.report is not None:
-                self.report(self, "5xx", self.failures)
+            if self.failures == self.limit_5xx:
+                self.failures = 0  # reported: the next streak counts afresh (probation)
+                self._report("5xx", self.limit_5xx)
         else:
             self.failures = 0
             self.gateway_failures = 0
@@ -74,8 +80,17 @@ class Target:
     def failed(self) -> None:
         """The backend could not be reached, reset the connection, or timed out."""
         self.gateway_failures += 1
-        if self.gateway_failures == self.limit_gateway and self.report is not None:
-            self.report(self, "gateway", self.gateway_failures)
+        if self.gateway_failures == self.limit_gateway:
+            self.gateway_failures = 0
+            self._report("gateway", self.limit_gateway)
+
+    def _report(self, reason: str, count: int) -> None:
+        # At most one report a second per backend: when the ejection cap refuses to eject,
+        # a backend failing every request must not become a stream of messages.
+        now = monotonic()
+        if self.report is not None and now - self.reported_at >= REPORT_INTERVAL:
+            self.reported_at = now
+            self.report(self, reason, count)
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,7 @@ from proxy.headers import (
     rule_values,
     upstream_request_head,
 )
-from router import Decision, decide, pick_backend
+from router import Decision, decide, fail_over_from, pick_backend
 
 if TYPE_CHECKING:
     from proxy.dataplane import Installed, Target
@@ -75,9 +75,11 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 class Exchange:
     __slots__ = (
+        "attempts",
         "decision",
         "dp",
         "ds",
+        "failed_over",
         "finished",
         "framing",
         "head",
@@ -119,6 +121,9 @@ class Exchange:
         self.decision: Decision | None = None
         self.target: Target | None = None
         self.tried: list[int] = []
+        """Indices into the current pool's eligible backends already tried."""
+        self.attempts = 0
+        self.failed_over = False
         self.upstream: UpstreamConnection | None = None
         self.upstream_head = b""
         self.request_id = head.request_id or b""
@@ -203,13 +208,26 @@ class Exchange:
         )
         if index is None:
             if error is not None:
-                self.fail(error)
+                # Every backend of the pool failed to connect and the health checker has not
+                # noticed yet: the route's other pools take the request, as they will take the
+                # pool's users once it is ejected (router.fail_over_from). Once per request.
+                other = (
+                    None
+                    if self.failed_over
+                    else fail_over_from(decision, pool.name, getrandbits(64))
+                )
+                if other is not None:
+                    self.decision, self.tried, self.failed_over = other, [], True
+                    self.forward(error)
+                else:
+                    self.fail(error)
             elif self.tried:
                 self.fail(NoEligibleBackend(f"no backend left to try in pool {pool.name!r}"))
             else:
                 self.fail(NoEligibleBackend(f"pool {pool.name!r} has no eligible backend"))
             return
         self.tried.append(index)
+        self.attempts += 1
         target = self.target = targets[index]
         target.inflight += 1
         if not self.head.host:
@@ -270,7 +288,7 @@ class Exchange:
 
     def retry_or_fail(self, error: ProxyError) -> None:
         self.release_target()
-        if error.retry_safe and len(self.tried) <= self.dp.retries:
+        if error.retry_safe and self.attempts <= self.dp.retries:
             self.forward(error)
         else:
             self.fail(error)

@@ -105,6 +105,8 @@ class HealthChecker:
         self._session: aiohttp.ClientSession | None = None
         self._semaphore = asyncio.Semaphore(CONCURRENCY)
         self._cap_logged: set[Key] = set()
+        self._configs: dict[str, tuple[HealthCheckConfig, list[tuple[int, int]]]] = {}
+        """Per pool: its health config and expected status ranges, resolved once per change."""
 
     # The view the control plane routes by
 
@@ -149,9 +151,11 @@ class HealthChecker:
 
     def _track(self, spec: Spec, settings: Settings) -> None:
         self.spec, self.settings = spec, settings
+        self._configs = {}
         known: dict[Key, BackendHealth] = {}
         for pool in spec.pools:
             config = settings.pool_health(pool.name)
+            self._configs[pool.name] = (config, config.statuses())
             for backend in pool.backends:
                 key = (pool.name, backend.name)
                 address = f"{backend.host}:{backend.port}"
@@ -187,6 +191,7 @@ class HealthChecker:
                 return  # the backend was removed or redefined
 
     async def _probe(self, state: BackendHealth, config: HealthCheckConfig) -> Probe:
+        statuses = self._configs[state.pool][1]
         session = self._session
         if session is None:
             # Its own connections: a probe never takes a request's pooled connection, and a
@@ -213,7 +218,7 @@ class HealthChecker:
                 return self._result(started, None, f"connect failed: {error.os_error}")
             except aiohttp.ClientError as error:
                 return self._result(started, None, f"{type(error).__name__}: {error}")
-        if not any(low <= status <= high for low, high in config.statuses()):
+        if not any(low <= status <= high for low, high in statuses):
             return self._result(started, status, f"status {status}")
         if config.expect_body and config.expect_body.encode() not in body:
             return self._result(started, status, f"body lacks {config.expect_body!r}")
@@ -327,5 +332,4 @@ class HealthChecker:
         )
 
     def _config(self, pool: str) -> HealthCheckConfig:
-        assert self.settings is not None
-        return self.settings.pool_health(pool)
+        return self._configs[pool][0]

@@ -26,7 +26,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxy.channel import Ack, Channel, Drain, Hello, Install, Query, Ready, Stats
+from proxy.channel import Ack, Channel, Drain, Hello, Install, Outlier, Query, Ready, Stats
 from proxy.config import Settings
 from proxy.telemetry import Telemetry
 from router import Snapshot
@@ -91,10 +91,12 @@ class Supervisor:
         current: Callable[[], tuple[Snapshot, Settings]],
         telemetry: Telemetry,
         log_level: str = "info",
+        on_outlier: Callable[[str, str, str, int], None] | None = None,
     ) -> None:
         self.settings = settings
         self.current = current
         self.telemetry = telemetry
+        self.on_outlier = on_outlier
         self.log_level = log_level
         self.slots: list[Slot] = []
         self.crashes = 0
@@ -269,6 +271,8 @@ class Supervisor:
             elif isinstance(message, Stats):
                 slot.stats = message
                 self.telemetry.update(message)
+            elif isinstance(message, Outlier) and self.on_outlier is not None:
+                self.on_outlier(message.pool, message.backend, message.reason, message.count)
 
     async def _watch(self, slot: Slot, process: asyncio.subprocess.Process) -> None:
         code = await process.wait()

@@ -9,7 +9,7 @@ proves it. The data plane, the admin API and the tests all route through the sam
 """
 
 from router.build import Problem, SpecError, build_snapshot
-from router.decide import decide
+from router.decide import decide, fail_over_from
 from router.decision import Decision, RequestMeta, RuleKind, normalise_host
 from router.edits import (
     abort,
@@ -73,6 +73,7 @@ __all__ = [
     "build_snapshot",
     "carry_runtime",
     "decide",
+    "fail_over_from",
     "normalise_host",
     "pick_backend",
     "promote",

@@ -269,6 +269,7 @@ def _compile_route(spec: RouteSpec, pools: Mapping[str, Pool], problems: list[Pr
         sticky=spec.sticky,
         cookie_attributes=cookie_attributes,
         fallback=fallback,
+        failover=spec.failover,
         **_failover(spec, pools),
     )
 

@@ -24,6 +24,7 @@ from router.decision import Decision, RequestMeta
 from router.hashing import bucket_of
 from router.snapshot import Pool, Route, Snapshot
 from router.spec import BUCKETS
+from router.split import layout
 
 NO_ROUTE = Decision(route=None, pool=None, rule="no-route")
 
@@ -38,6 +39,47 @@ def decide(meta: RequestMeta, snapshot: Snapshot, roll: int) -> Decision:
     if pool is None or pool.eligible:
         return decision  # the common case, in one test
     return _fail_over(decision, route, pool, roll)
+
+
+def fail_over_from(decision: Decision, failed: str, roll: int) -> Decision | None:
+    """Where to retry a request whose pool turned out unreachable (every backend tried failed
+    to connect) before the health checker noticed: the route's other live pools by weight, or
+    the other colour, or the fallback pool. None when there is nowhere else to go.
+
+    Computed on the spot, not precompiled: it runs only on this error path.
+    """
+    route = decision.route
+    if route is None:
+        return None
+    if route.mode == "weighted" and route.failover == "auto":
+        alive = [
+            (pool.name, weight)
+            for pool, weight in _split_weights(route)
+            if pool.name != failed and pool.eligible and weight > 0
+        ]
+        if alive:
+            order, bounds = layout(alive)
+            bucket = decision.bucket if decision.bucket is not None else roll % BUCKETS
+            name = order[bisect_right(bounds, bucket * 7919 % BUCKETS)]
+            target = next(pool for pool in route.split_pools if pool.name == name)
+            return decision._replace(pool=target, fallback_from=failed)
+    colour = route.failover_colour  # None unless blue-green with failover auto
+    if colour is not None and colour.name != failed and colour.eligible:
+        return decision._replace(pool=colour, fallback_from=failed)
+    fallback = route.fallback
+    if fallback is not None and fallback.name != failed and fallback.eligible:
+        return decision._replace(pool=fallback, fallback_from=failed)
+    return None
+
+
+def _split_weights(route: Route) -> list[tuple[Pool, int]]:
+    """A weighted route's pools with their weights (recovered from the bucket bounds)."""
+    lower = 0
+    weights = []
+    for pool, upper in zip(route.split_pools, route.split_bounds, strict=True):
+        weights.append((pool, upper - lower))
+        lower = upper
+    return weights
 
 
 def _fail_over(decision: Decision, route: Route, pool: Pool, roll: int) -> Decision:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from router.spec import AdminState, Health, MatchKind, Mode, Spec, StickySpec
+from router.spec import AdminState, Failover, Health, MatchKind, Mode, Spec, StickySpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +102,7 @@ class Route:
     cookie_attributes: str
     """The `; Max-Age=...; Path=/; HttpOnly; SameSite=Lax` tail of an issued cookie."""
     fallback: Pool | None
+    failover: Failover = "auto"
     failover_pools: tuple[Pool, ...] = ()
     """Weighted, failover auto: the split's pools that have eligible backends, in bucket order,
     where the users of a pool without any go (see router.decide)."""

@@ -72,9 +72,10 @@ class Backend:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-async def start_backend(name: str, handler: Handler | None = None) -> Backend:
-    """An aiohttp backend that records every request and answers with its name (or `handler`)."""
-    backend = Backend(name=name, port=0)
+async def start_backend(name: str, handler: Handler | None = None, port: int = 0) -> Backend:
+    """An aiohttp backend that records every request and answers with its name (or `handler`).
+    `port`: listen there (to bring a stopped backend back on its address)."""
+    backend = Backend(name=name, port=port)
 
     async def record(request: web.Request) -> web.StreamResponse:
         body = await request.read() if handler is None else b""
@@ -94,7 +95,7 @@ async def start_backend(name: str, handler: Handler | None = None) -> Backend:
     app.router.add_route("*", "/{tail:.*}", record)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     server = site._server
     assert server is not None

@@ -67,6 +67,7 @@ def test_pools_are_listed_with_their_backends(setup: Setup) -> None:
     assert pair.etag == f'"{listing["revision"]}"'
     assert pair.json["revision"] == listing["revision"]
     assert pair.json["eligible"] == 2
+    assert pair.json["panic"] is False
     assert backend(pair.json, "pair-1") == {
         "name": "pair-1",
         "url": setup.backends["pair-1"].url,
@@ -75,6 +76,8 @@ def test_pools_are_listed_with_their_backends(setup: Setup) -> None:
         "health": "healthy",
         "eligible": True,
         "inflight": 0,
+        "check": None,  # no active health checks configured for this pool
+        "ejection": None,
     }
 
 

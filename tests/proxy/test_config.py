@@ -31,7 +31,8 @@ def test_the_example_config_is_valid_and_documents_every_option() -> None:
     assert [route.name for route in snapshot.routes] == ["checkout", "web"]
     example = (ROOT / "config.example.toml").read_text()
     # Every option of every section appears in the example, so none is undocumented.
-    for section in ("listen", "process", "admin", "state", "downstream", "upstream", "forwarded"):
+    sections = ("listen", "process", "admin", "state", "downstream", "upstream", "forwarded")
+    for section in (*sections, "health", "outlier"):
         for option in type(getattr(settings, section)).model_fields:
             assert f"\n{option} =" in example or f"\n# {option} =" in example, (
                 f"{section}.{option} missing from the example"
