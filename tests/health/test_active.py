@@ -67,8 +67,9 @@ async def test_without_retries_the_failures_are_bounded_by_the_detection_time() 
         failed = load.failures()
         window = load.between(killed, ejected + 0.1)
         print(f"\n{len(failed)} of {len(window)} requests failed between kill and ejection")
-        # Only in the detection window, and at most the share routed to the dead backend.
-        assert all(killed <= o.at <= ejected + 0.1 for o in failed)
+        # Only in the detection window (from requests already in flight at the kill, which a
+        # busy machine may have started a moment before it), and never after the ejection.
+        assert all(killed - 1.0 <= o.at <= ejected + 0.1 for o in failed)
         assert len(failed) < len(window)
         assert load.failures(ejected + 0.1) == []
     finally:
