@@ -8,7 +8,13 @@ from html import escape
 from benchmarks.report import text
 from benchmarks.runner import Measurement, Results
 
-COLOURS = {"turnout": "#2b6cb0", "direct": "#718096", "nginx": "#2f855a", "haproxy": "#c05621"}
+COLOURS = {
+    "turnout": "#2b6cb0",
+    "turnout-log": "#4299e1",
+    "direct": "#718096",
+    "nginx": "#2f855a",
+    "haproxy": "#c05621",
+}
 WIDTH, HEIGHT = 380, 220
 MARGIN_LEFT, MARGIN_BOTTOM, MARGIN_TOP = 56, 28, 22
 

@@ -94,6 +94,8 @@ def wrk_command(
     argv = [wrk, "-t1", f"-c{scenario.connections}", f"-d{max(1, round(duration))}s", "--latency"]
     if scenario.close:
         argv += ["-H", "Connection: close"]
+    for name, value in scenario.headers:
+        argv += ["-H", f"{name}: {value}"]
     if scenario.method != "GET" or scenario.body_bytes:
         script = scripts / f"{scenario.name}.lua"
         script.write_text(
@@ -110,6 +112,8 @@ def builtin_command(url: str, scenario: Scenario, duration: float) -> list[str]:
     argv += ["--connections", str(scenario.connections), "--duration", str(duration)]
     argv += ["--method", scenario.method, "--body-bytes", str(scenario.body_bytes)]
     argv += ["--timeout", str(REQUEST_TIMEOUT_S)]
+    for name, value in scenario.headers:
+        argv += ["--header", f"{name}: {value}"]
     return [*argv, "--close"] if scenario.close else argv
 
 

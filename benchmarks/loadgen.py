@@ -71,10 +71,13 @@ class ClientProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-def request_bytes(url: str, method: str, body_bytes: int, close: bool) -> bytes:
+def request_bytes(
+    url: str, method: str, body_bytes: int, close: bool, headers: Sequence[str] = ()
+) -> bytes:
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     head = f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+    head += "".join(f"{header}\r\n" for header in headers)
     if close:
         head += "Connection: close\r\n"
     if body_bytes or method != "GET":
@@ -169,9 +172,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--method", default="GET")
     parser.add_argument("--body-bytes", type=int, default=0)
     parser.add_argument("--close", action="store_true")
+    parser.add_argument("--header", action="append", default=[], help='"Name: value", repeatable')
     parser.add_argument("--timeout", type=float, default=2.0)
     args = parser.parse_args(argv)
-    payload = request_bytes(args.url, args.method, args.body_bytes, args.close)
+    payload = request_bytes(args.url, args.method, args.body_bytes, args.close, args.header)
     report = uvloop.run(generate(args.url, args.connections, args.duration, payload, args.timeout))
     print(json.dumps(report))
 

@@ -22,7 +22,7 @@ from benchmarks.load import Generator, LoadResult, run_load
 from benchmarks.processes import Children, raise_fd_limit
 from benchmarks.progress import Progress
 from benchmarks.scenarios import SMALL_PATH, Scenario, small_body
-from benchmarks.targets import TESTER_HEADER, Target, TargetName, start_target
+from benchmarks.targets import DEFAULT_TARGETS, TESTER_HEADER, Target, TargetName, start_target
 
 
 class SetupError(RuntimeError):
@@ -104,7 +104,7 @@ def resolve(plan: Plan) -> Setup:
     if backend == "builtin":
         why = "as asked" if plan.backend == "builtin" else "nginx is not installed"
         notes.append(f"backends: the built-in uvloop + httptools backend ({why})")
-    targets = list(plan.targets or ("turnout", "direct", "nginx", "haproxy"))
+    targets = list(plan.targets or DEFAULT_TARGETS)
     for name in ("nginx", "haproxy"):
         if name in targets and name not in found:
             if plan.targets is not None:
@@ -276,7 +276,8 @@ def _split(
 
 def _check_target(target: Target, backends: list[BackendServer]) -> None:
     """One request through the target before any load, so a broken setup fails clearly."""
-    headers = {TESTER_HEADER[0]: TESTER_HEADER[1]} if target.name == "turnout" else {}
+    turnout = target.name.startswith("turnout")
+    headers = {TESTER_HEADER[0]: TESTER_HEADER[1]} if turnout else {}
     connection = http.client.HTTPConnection("127.0.0.1", target.port, timeout=10)
     try:
         connection.request("GET", SMALL_PATH, headers=headers)

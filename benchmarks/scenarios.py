@@ -28,6 +28,8 @@ class Scenario:
     body_bytes: int = 0
     close: bool = False
     """Send `Connection: close` on every request: a new client connection per request."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra request headers (every request the same)."""
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -42,6 +44,13 @@ SCENARIOS: dict[str, Scenario] = {
             50,
             method="POST",
             body_bytes=UPLOAD_BYTES,
+        ),
+        Scenario(
+            "sticky",
+            "GET / with one sticky cookie (the hash path; one user, so one pool), 50 connections",
+            SMALL_PATH,
+            50,
+            headers=(("Cookie", "turnout-id=user-4711"),),
         ),
         Scenario("c1", "GET /, 1 connection (latency without queueing)", SMALL_PATH, 1),
         Scenario("c1000", "GET /, 1000 connections", SMALL_PATH, 1000),

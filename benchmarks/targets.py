@@ -16,8 +16,10 @@ from benchmarks.backends import BackendServer
 from benchmarks.processes import Child, Children, free_ports, wait_for_port
 from benchmarks.tools import turnout_command
 
-TargetName = Literal["turnout", "direct", "nginx", "haproxy"]
-TARGETS: tuple[TargetName, ...] = ("turnout", "direct", "nginx", "haproxy")
+TargetName = Literal["turnout", "turnout-log", "direct", "nginx", "haproxy"]
+TARGETS: tuple[TargetName, ...] = ("turnout", "turnout-log", "direct", "nginx", "haproxy")
+DEFAULT_TARGETS: tuple[TargetName, ...] = ("turnout", "direct", "nginx", "haproxy")
+"""`turnout-log` (the access log on, to a file) is there to measure what logging costs."""
 
 STICKY_COOKIE = "turnout-id"
 TESTER_HEADER = ("x-canary", "always")
@@ -41,6 +43,7 @@ def turnout_toml(
     backends: Sequence[BackendServer],
     admin_port: int = 9901,
     workers: int = 1,
+    access_log: Path | None = None,
 ) -> str:
     """The configuration turnout runs under test: one sticky weighted route and a header rule.
 
@@ -64,7 +67,12 @@ def turnout_toml(
         "[process]",
         f"workers = {workers}",
         "",
+        "[state]",
+        "persist = false",
+        "",
     ]
+    if access_log is not None:
+        lines += ["[access_log]", "enabled = true", f"file = {string(str(access_log))}", ""]
     for pool, _ in weights:
         members = ", ".join(
             f"{{ name = {string(b.name)}, url = {string(b.url)} }}"
@@ -109,11 +117,12 @@ def start_target(
         return Target(name, backends[0].port, None)
     port, admin_port = free_ports(2)
     upstream = baselines.servers(weights, [(b.pool, b.name, b.port) for b in backends])
-    if name == "turnout":
-        conf = workdir / "turnout.toml"
-        conf.write_text(turnout_toml(port, weights, backends, admin_port, workers))
+    if name in ("turnout", "turnout-log"):
+        conf = workdir / f"{name}.toml"
+        log = workdir / "access.log" if name == "turnout-log" else None
+        conf.write_text(turnout_toml(port, weights, backends, admin_port, workers, log))
         argv = [*turnout_command(), "--log-level", "warning", "run", "--config", str(conf)]
-        child = children.spawn("turnout", argv, cpus)
+        child = children.spawn(name, argv, cpus)
         # The listening sockets exist before the workers serve: wait for /ready, not the port.
         wait_for_port(child, admin_port)
         wait_until_ready(child, admin_port)

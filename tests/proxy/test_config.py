@@ -32,7 +32,7 @@ def test_the_example_config_is_valid_and_documents_every_option() -> None:
     example = (ROOT / "config.example.toml").read_text()
     # Every option of every section appears in the example, so none is undocumented.
     sections = ("listen", "process", "admin", "state", "downstream", "upstream", "forwarded")
-    for section in (*sections, "health", "outlier"):
+    for section in (*sections, "health", "outlier", "metrics", "access_log", "debug"):
         for option in type(getattr(settings, section)).model_fields:
             assert f"\n{option} =" in example or f"\n# {option} =" in example, (
                 f"{section}.{option} missing from the example"
