@@ -18,8 +18,9 @@ from pydantic import BaseModel
 
 from admin_api import models, pools, routes, system
 from admin_api.auth import Tokens, auth_middleware
-from admin_api.context import CONTROL, OPENAPI
+from admin_api.context import CONTROL, METRICS, OPENAPI
 from admin_api.http import BODY, parse_body
+from admin_api.metrics import registry
 from admin_api.problems import problem_middleware
 from proxy.control import ControlPlane
 
@@ -49,6 +50,7 @@ class Endpoint:
     query: tuple[Query, ...] = ()
     public: bool = False
     """Answered without a token even when tokens are configured (probes, the API document)."""
+    media: str = "application/json"
     errors: tuple[int, ...] = ()
 
 
@@ -74,6 +76,24 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         public=True,
     ),
     Endpoint("GET", "/v1/workers", system.workers, "Worker processes", models.WorkerList),
+    Endpoint(
+        "GET",
+        "/metrics",
+        system.metrics,
+        "Prometheus metrics of the whole instance (all workers)",
+        None,
+        media="text/plain; version=0.0.4",
+        errors=(401,),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/explain",
+        system.explain,
+        "Route a described request on paper: the decision and why (nothing is sent)",
+        models.ExplainView,
+        body=models.ExplainRequest,
+        errors=(400, 401, 413, 415, 422),
+    ),
     Endpoint(
         "POST",
         "/v1/reload",
@@ -200,6 +220,7 @@ def create_app(control: ControlPlane) -> web.Application:
         client_max_size=MAX_BODY,
     )
     app[CONTROL] = control
+    app[METRICS] = registry(control)
     for endpoint in ENDPOINTS:
         app.router.add_route(endpoint.method, endpoint.path, _with_body(endpoint))
     from admin_api.openapi import document

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from proxy.control import ControlPlane
 
 CONTROL = web.AppKey("control", ControlPlane)
 OPENAPI = web.AppKey("openapi", bytes)
+METRICS = web.AppKey("metrics", CollectorRegistry)

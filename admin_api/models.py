@@ -77,6 +77,18 @@ class BackendPatch(Model):
     weight: int | None = Field(None, ge=0)
 
 
+class ExplainRequest(Model):
+    """A request to route on paper: nothing is sent anywhere."""
+
+    method: str = "GET"
+    host: str = ""
+    path: str = "/"
+    headers: dict[str, str] = Field(default_factory=dict)
+    cookies: dict[str, str] = Field(default_factory=dict)
+    roll: int | None = Field(None, ge=0)
+    """The random number the proxy would draw (fixes a weighted random choice); default random."""
+
+
 # Responses
 
 
@@ -234,6 +246,34 @@ class WorkerList(Model):
     revision: int
     crashes: int
     workers: list[WorkerView]
+
+
+class ExplainBackend(Model):
+    name: str
+    weight: int
+    eligible: bool
+
+
+class ExplainView(Model):
+    """Where the request would go, and why."""
+
+    revision: int
+    route: str | None
+    rule: str
+    """header | cookie | weighted | active | no-route"""
+    rule_name: str | None
+    pool: str | None
+    fallback_from: str | None
+    bucket: int | None
+    issued_cookie: str | None
+    """The sticky cookie the proxy would set (a new random one each time)."""
+    deterministic: bool
+    """False when the answer depends on the random draw (weighted, or a newly issued cookie)."""
+    split: dict[str, float] | None
+    """A weighted route's set percentages."""
+    backends: list[ExplainBackend]
+    """The chosen pool's backends; among the eligible ones the least loaded (by weight) wins."""
+    why: list[str]
 
 
 class ProblemError(Model):

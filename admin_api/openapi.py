@@ -86,9 +86,11 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
             }
         success: dict[str, Any] = {"description": STATUS_TEXT.get(endpoint.status, "OK")}
         if endpoint.response is not None:
-            success["content"] = {"application/json": {"schema": ref(endpoint.response)}}
+            success["content"] = {endpoint.media: {"schema": ref(endpoint.response)}}
+        elif endpoint.media.startswith("text/"):
+            success["content"] = {endpoint.media: {"schema": {"type": "string"}}}
         else:
-            success["content"] = {"application/json": {"schema": {"type": "object"}}}
+            success["content"] = {endpoint.media: {"schema": {"type": "object"}}}
         operation["responses"][str(endpoint.status)] = success
         for status in endpoint.errors:
             operation["responses"][str(status)] = {

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from admin_api import models
-from admin_api.context import CONTROL, OPENAPI
-from admin_api.http import actor, respond
+from admin_api.context import CONTROL, METRICS, OPENAPI
+from admin_api.explain import explain_request
+from admin_api.http import actor, body, respond
 from admin_api.problems import Problem
 from admin_api.views import change_view
 from proxy.config import ConfigError
@@ -83,3 +85,16 @@ async def history(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    control = request.app[CONTROL]
+    await control.supervisor.query_stats()  # every worker's counters as of now
+    body = generate_latest(request.app[METRICS])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def explain(request: web.Request) -> web.Response:
+    ask = body(request, models.ExplainRequest)
+    snapshot = request.app[CONTROL].snapshot
+    return respond(explain_request(ask, snapshot), revision=snapshot.revision)

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from proxy.config import Settings
+from proxy.metrics import BackendReport, RouteReport
 from router import Health, Spec
 
 _LENGTH = struct.Struct(">I")
@@ -84,8 +85,10 @@ class Stats:
     connections: int
     inflight: Mapping[tuple[str, str], int] = field(default_factory=dict)
     """(pool, backend) -> requests in flight (open WebSockets included)."""
-    routed: Mapping[tuple[str, str], int] = field(default_factory=dict)
-    """(route, pool) -> requests finished since the worker started."""
+    routes: Mapping[tuple[str, str], RouteReport] = field(default_factory=dict)
+    """(route, pool) -> what its requests did since the worker started."""
+    backends: Mapping[tuple[str, str], BackendReport] = field(default_factory=dict)
+    """(pool, backend) -> its counters since the worker started."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -259,6 +260,56 @@ class OutlierConfig(_Section):
     10 % and fewer than 10 backends, none is ever ejected)."""
 
 
+DEFAULT_BUCKETS = [
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+]
+
+
+class MetricsConfig(_Section):
+    """Prometheus metrics, served at GET /metrics on the admin listener."""
+
+    buckets: list[float] = Field(default_factory=lambda: list(DEFAULT_BUCKETS), min_length=1)
+    """Upper bounds (seconds) of the request duration histogram's buckets."""
+
+    @field_validator("buckets")
+    @classmethod
+    def _increasing(cls, value: list[float]) -> list[float]:
+        if any(b <= a for a, b in pairwise(value)) or value[0] <= 0:
+            raise ValueError("must be positive and strictly increasing")
+        return value
+
+
+class AccessLogConfig(_Section):
+    """One JSON line per request, written by each worker."""
+
+    enabled: bool = False
+    file: Path | None = None
+    """Append to this file; default: standard output."""
+    sample: float = Field(1.0, gt=0, le=1)
+    """The share of requests logged (1: all)."""
+    query: bool = False
+    """Log the query string too (off: queries often carry tokens)."""
+
+
+class DebugConfig(_Section):
+    decision_header: bool = False
+    """Add `x-turnout-decision: route=... rule=... pool=... backend=... bucket=...` to every
+    response. For debugging only: it tells clients how traffic is split."""
+
+
 class PoolConfig(_Section):
     backends: list[BackendConfig] = Field(default_factory=list)
     panic_threshold: int = Field(0, ge=0, le=100)
@@ -320,6 +371,9 @@ class Settings(BaseSettings):
     forwarded: ForwardedConfig = ForwardedConfig()
     health: HealthCheckConfig = HealthCheckConfig()
     outlier: OutlierConfig = OutlierConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    access_log: AccessLogConfig = AccessLogConfig()
+    debug: DebugConfig = DebugConfig()
     pools: dict[str, PoolConfig] = Field(default_factory=dict)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
 

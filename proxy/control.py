@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 from pydantic import TypeAdapter
 
 from proxy.config import ConfigError, Settings, load_config
@@ -51,6 +52,8 @@ from router import (
 )
 
 log = logging.getLogger("turnout.control")
+events = logging.getLogger("turnout.events")
+"""One JSON line per change (admin, reload, health), apart from the access log."""
 
 Phase = Literal["starting", "serving", "draining"]
 
@@ -181,6 +184,17 @@ class ControlPlane:
                     snapshot.revision, actor, action, current.spec, snapshot.spec, target
                 )
             self._save()
+            events.info(
+                "%s",
+                orjson.dumps(
+                    {
+                        "event": action,
+                        "revision": snapshot.revision,
+                        "actor": actor,
+                        "target": target,
+                    }
+                ).decode(),
+            )
             if snapshot.spec != current.spec:
                 self.health.reconcile(snapshot.spec, self.settings)
             return snapshot
@@ -256,6 +270,17 @@ class ControlPlane:
             self._save()
             self.health.reconcile(spec, settings)
             log.info("reloaded %s: revision %d", self.config_path, snapshot.revision)
+            events.info(
+                "%s",
+                orjson.dumps(
+                    {
+                        "event": "reload",
+                        "revision": snapshot.revision,
+                        "actor": actor,
+                        "target": "config",
+                    }
+                ).decode(),
+            )
             return snapshot
 
     # History

@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from time import monotonic
 from typing import Any
 
+from proxy.access_log import AccessLog
 from proxy.admission import route_host
 from proxy.config import Settings
 from proxy.downstream import Downstream
 from proxy.headers import REQUEST_SPECIAL_LENGTHS
+from proxy.metrics import NO_ROUTE, BackendReport, RouteReport, RouteStats
 from proxy.upstream import ConnectionPool
 from router import Snapshot
 
@@ -39,6 +41,7 @@ class Target:
     __slots__ = (
         "address",
         "backend",
+        "connect_errors",
         "connections",
         "failures",
         "gateway_failures",
@@ -48,6 +51,8 @@ class Target:
         "pool",
         "report",
         "reported_at",
+        "retries",
+        "timeouts",
     )
 
     def __init__(self, pool: str, backend: str, connections: ConnectionPool) -> None:
@@ -65,6 +70,9 @@ class Target:
         """0: outlier detection is off for this backend's pool."""
         self.report: Callable[[Target, str, int], None] | None = None
         self.reported_at = -REPORT_INTERVAL
+        self.connect_errors = 0
+        self.timeouts = 0
+        self.retries = 0
 
     def answered(self, status: int) -> None:
         """A response head arrived from the backend."""
@@ -117,8 +125,9 @@ class DataPlane:
         """Exchanges finished (answered or failed) since start: reported to the control plane."""
         self.on_outlier: Callable[[Target, str, int], None] | None = None
         """Set by the worker: tells the control plane, which decides on ejections."""
-        self.routed: dict[tuple[str, str], int] = {}
-        """Finished exchanges per (route, pool): the observed split."""
+        self.stats: dict[str, dict[str, RouteStats]] = {}
+        """route -> pool -> its counters (kept across snapshots: they only grow)."""
+        self.no_route = self.stats_for(NO_ROUTE, NO_ROUTE)
         self.draining = False
         self._request_prefix = os.urandom(8).hex().encode()
         self._request_counter = 0
@@ -132,6 +141,13 @@ class DataPlane:
         """Apply (new) data-plane settings; connections and requests already running keep
         the limits they started with only where they captured them."""
         self.settings = settings
+        self.buckets = tuple(settings.metrics.buckets)
+        self.decision_header = settings.debug.decision_header
+        self.access_log_query = settings.access_log.query
+        previous = getattr(self, "access_log", None)
+        if previous is not None:
+            previous.close()
+        self.access_log = AccessLog(settings.access_log) if settings.access_log.enabled else None
         downstream, upstream = settings.downstream, settings.upstream
         self.header_timeout = downstream.header_timeout
         self.keepalive_timeout = downstream.keepalive_timeout
@@ -152,6 +168,38 @@ class DataPlane:
             pool.max_idle = upstream.keepalive_per_backend
             pool.idle_timeout = upstream.keepalive_idle_timeout
             pool.max_head_bytes = upstream.max_response_header_bytes
+
+    def stats_for(self, route: str, pool: str) -> RouteStats:
+        pools = self.stats.get(route)
+        if pools is None:
+            pools = self.stats[route] = {}
+        stats = pools.get(pool)
+        if stats is None:
+            stats = pools[pool] = RouteStats(route, pool, self.buckets)
+        return stats
+
+    def reports(
+        self,
+    ) -> tuple[dict[tuple[str, str], RouteReport], dict[tuple[str, str], BackendReport]]:
+        """Everything counted so far, for the control plane."""
+        routes = {
+            (route, pool): stats.report()
+            for route, pools in self.stats.items()
+            for pool, stats in pools.items()
+        }
+        backends: dict[tuple[str, str], BackendReport] = {}
+        for target in self.targets.values():
+            key = (target.pool, target.backend)
+            # A backend whose address changed has two targets: their counts add up.
+            earlier = backends.get(key) or BackendReport(0, 0, 0, 0, 0)
+            backends[key] = BackendReport(
+                inflight=earlier.inflight + target.inflight,
+                connect_errors=earlier.connect_errors + target.connect_errors,
+                timeouts=earlier.timeouts + target.timeouts,
+                retries=earlier.retries + target.retries,
+                connections=earlier.connections + target.connections.connected,
+            )
+        return routes, backends
 
     def inflight(self) -> dict[tuple[str, str], int]:
         """Requests in flight per (pool, backend), open WebSockets included."""
@@ -285,6 +333,8 @@ class DataPlane:
         self._sweeper = self.loop.create_task(self._sweep_forever())
 
     async def stop(self) -> None:
+        if self.access_log is not None:
+            self.access_log.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -27,9 +27,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from random import getrandbits
-from time import time
+from time import perf_counter, time
 from typing import TYPE_CHECKING
 
+from proxy.access_log import now as access_log_now
 from proxy.admission import request_meta
 from proxy.failures import (
     NoEligibleBackend,
@@ -40,6 +41,7 @@ from proxy.failures import (
     UpstreamReset,
     UpstreamTimeout,
     map_connect_error,
+    problem_body,
     problem_response,
 )
 from proxy.headers import (
@@ -76,6 +78,8 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 class Exchange:
     __slots__ = (
         "attempts",
+        "bytes_in",
+        "bytes_out",
         "decision",
         "dp",
         "ds",
@@ -83,6 +87,7 @@ class Exchange:
         "finished",
         "framing",
         "head",
+        "head_at",
         "installed",
         "keep_alive",
         "out",
@@ -99,9 +104,13 @@ class Exchange:
         "sent_bytes",
         "stale_retried",
         "started",
+        "started_at",
+        "stats",
+        "status",
         "target",
         "tried",
         "upstream",
+        "upstream_at",
         "upstream_head",
         "wants_continue",
     )
@@ -143,12 +152,23 @@ class Exchange:
         self.out: list[bytes] = []
         self.started = False
         self.finished = False
+        self.stats = downstream.dp.no_route
+        """The (route, pool) counters this request is counted under (proxy.metrics)."""
+        self.status = 0
+        """The status the client got (499: it went away first, as nginx logs it)."""
+        self.started_at = 0.0
+        self.upstream_at = 0.0
+        self.head_at = 0.0
+        self.bytes_in = 0
+        self.bytes_out = 0
 
     # Phases
 
     def start(self) -> None:
         """Route the request and begin forwarding it. Called when it is first in line."""
         self.started = True
+        self.started_at = perf_counter()
+        self.stats.inflight += 1
         self.ds.progress(self.dp.read_timeout)
         if self.rejection is not None:
             self.fail(self.rejection)
@@ -173,6 +193,8 @@ class Exchange:
         if decision.pool is None:
             self.fail(NoRoute("no route matches this request's host and path"))
             return
+        assert decision.route is not None
+        self.count_under(decision.route.name, decision.pool.name)
         if head.host:
             self.upstream_head = self.build_upstream_head(head.host)
         self.forward()
@@ -216,8 +238,9 @@ class Exchange:
                     if self.failed_over
                     else fail_over_from(decision, pool.name, getrandbits(64))
                 )
-                if other is not None:
+                if other is not None and other.route is not None and other.pool is not None:
                     self.decision, self.tried, self.failed_over = other, [], True
+                    self.count_under(other.route.name, other.pool.name)
                     self.forward(error)
                 else:
                     self.fail(error)
@@ -246,6 +269,7 @@ class Exchange:
             async with asyncio.timeout(self.dp.connect_timeout):
                 connection = await target.connections.open()
         except (OSError, TimeoutError) as exc:
+            target.connect_errors += 1
             target.failed()
             if not self.finished:
                 self.retry_or_fail(map_connect_error(exc, target.address))
@@ -262,6 +286,7 @@ class Exchange:
     def attach(self, connection: UpstreamConnection, reused: bool) -> None:
         """Send head and buffered body on `connection`; later body chunks go straight to it."""
         self.upstream = connection
+        self.upstream_at = perf_counter()
         self.reused = reused
         connection.begin(self, head_only=self.head.method == b"HEAD")
         pending = self.pending
@@ -287,8 +312,11 @@ class Exchange:
                 self.ds.write(CONTINUE)
 
     def retry_or_fail(self, error: ProxyError) -> None:
+        failed = self.target
         self.release_target()
         if error.retry_safe and self.attempts <= self.dp.retries:
+            if failed is not None:
+                failed.retries += 1
             self.forward(error)
         else:
             self.fail(error)
@@ -298,6 +326,7 @@ class Exchange:
     def request_body(self, data: bytes) -> None:
         if self.finished:
             return
+        self.bytes_in += len(data)
         connection = self.upstream
         if self.head.chunked:
             pieces: tuple[bytes, ...] = chunk(data)
@@ -362,6 +391,8 @@ class Exchange:
         head = self.head
         self.response_started = True
         self.sent = None
+        self.status = response.status
+        self.head_at = perf_counter()
         target = self.target
         if target is not None and (
             response.status >= 500 or target.failures or target.gateway_failures
@@ -400,10 +431,12 @@ class Exchange:
                 keep_alive=keep_alive,
                 client_http11=client_http11,
                 set_cookie=cookie.encode("latin-1") if cookie is not None else None,
+                debug=self.explain() if self.dp.decision_header else None,
             )
         )
 
     def response_body(self, data: bytes) -> None:
+        self.bytes_out += len(data)
         if self.framing == FRAME_CHUNKED:
             self.out += chunk(data)
         else:
@@ -442,6 +475,7 @@ class Exchange:
         self.ds.writelines([*self.out, tail])
         self.out = []
         self.finished = True
+        self.record(101)
         self.upstream = None
         self.target = None  # the tunnel holds the in-flight count until it closes
         Tunnel(self.ds, connection, target, self.dp.tunnel_idle_timeout)
@@ -501,6 +535,7 @@ class Exchange:
             self.fail(RequestTimeout("the request body stalled"))
         else:
             if self.target is not None:
+                self.target.timeouts += 1
                 self.target.failed()
             self.fail(UpstreamTimeout(f"no response within {self.dp.read_timeout:g} s"))
 
@@ -524,18 +559,24 @@ class Exchange:
             return
         # A bodiless request failed from on_headers_complete (no route...) is complete although
         # llhttp has not yet called on_message_complete: the connection can still be reused.
+        self.status = error.status
         self.keep_alive = (
             self.keep_alive
             and (self.request_done or not self.head.has_body)
             and error.source != "downstream"
             and not self.ds.closes_after(self)
         )
+        body = problem_body(error, self.request_id or None)
+        head_only = self.head.method == b"HEAD"
+        if not head_only:
+            self.bytes_out += len(body)
         self.out.append(
             problem_response(
                 error,
-                request_id=self.request_id or None,
+                body,
                 keep_alive=self.keep_alive,
-                head_only=self.head.method == b"HEAD",
+                head_only=head_only,
+                debug=self.explain() if self.dp.decision_header else None,
             )
         )
         self.response_started = True
@@ -558,6 +599,8 @@ class Exchange:
         if self.finished:
             return
         self.finished = True
+        if self.started:
+            self.record(499 if not self.response_done else self.status)
         connection = self.upstream
         self.upstream = None
         if connection is not None:
@@ -583,6 +626,82 @@ class Exchange:
 
     # End
 
+    def count_under(self, route: str, pool: str) -> None:
+        """Count this request under (route, pool) from now on (its in-flight share moves)."""
+        self.stats.inflight -= 1
+        self.stats = self.dp.stats_for(route, pool)
+        self.stats.inflight += 1
+
+    def record(self, status: int) -> None:
+        """Phase: log and measure. Counters always; the access log if on and sampled."""
+        dp = self.dp
+        dp.requests += 1
+        # perf_counter, not loop.time(): libuv's loop clock moves in whole milliseconds.
+        duration = perf_counter() - self.started_at
+        stats = self.stats
+        stats.inflight -= 1
+        stats.bytes_in += self.bytes_in
+        stats.bytes_out += self.bytes_out
+        decision = self.decision
+        stats.finished(status, decision.rule if decision is not None else "none", duration)
+        log = dp.access_log
+        if log is not None and log.wanted():
+            log.write(self.log_fields(status, duration))
+
+    def log_fields(self, status: int, duration: float) -> dict[str, object]:
+        head, decision = self.head, self.decision
+        target = head.target
+        if not self.dp.access_log_query:
+            target = target.split(b"?", 1)[0]
+        upstream = self.head_at - self.upstream_at if self.head_at and self.upstream_at else None
+        return {
+            "time": access_log_now(),
+            "id": self.request_id.decode("latin-1"),
+            "client": self.ds.peer_ip.decode(),
+            "method": head.method.decode("latin-1"),
+            "path": target.decode("latin-1"),
+            "status": status,
+            "duration": round(duration, 6),
+            "upstream": round(upstream, 6) if upstream is not None else None,
+            "route": self.stats.route,
+            "rule": decision.rule if decision is not None else "none",
+            "pool": self.stats.pool,
+            "backend": self.backend_name,
+            "bucket": decision.bucket if decision is not None else None,
+            "in": self.bytes_in,
+            "out": self.bytes_out,
+            "fallback_from": decision.fallback_from if decision is not None else None,
+        }
+
+    @property
+    def backend_name(self) -> str | None:
+        """The backend of the last attempt (None when none was picked)."""
+        decision = self.decision
+        if decision is None or decision.pool is None or not self.tried:
+            return None
+        eligible = decision.pool.eligible
+        index = self.tried[-1]
+        return eligible[index].name if index < len(eligible) else None
+
+    def explain(self) -> bytes:
+        """The x-turnout-decision header's value (debugging only; see [debug])."""
+        decision = self.decision
+        if decision is None:
+            return b"rule=none"
+        parts = [
+            f"route={self.stats.route}",
+            f"rule={decision.rule}",
+            f"pool={self.stats.pool}",
+            f"backend={self.backend_name}",
+        ]
+        if decision.rule_name is not None:
+            parts.append(f"rule_name={decision.rule_name}")
+        if decision.bucket is not None:
+            parts.append(f"bucket={decision.bucket}")
+        if decision.fallback_from is not None:
+            parts.append(f"fallback_from={decision.fallback_from}")
+        return " ".join(parts).encode("latin-1")
+
     def release_target(self) -> None:
         target = self.target
         if target is not None:
@@ -593,12 +712,7 @@ class Exchange:
         if self.finished:
             return
         self.finished = True
-        dp = self.dp
-        dp.requests += 1
-        decision = self.decision
-        if decision is not None and decision.route is not None and decision.pool is not None:
-            key = (decision.route.name, decision.pool.name)
-            dp.routed[key] = dp.routed.get(key, 0) + 1
+        self.record(self.status)
         target = self.target
         if target is not None:
             self.target = None

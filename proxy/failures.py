@@ -169,10 +169,14 @@ REASONS: dict[int, bytes] = {
 
 
 def problem_response(
-    error: ProxyError, *, request_id: bytes | None, keep_alive: bool, head_only: bool = False
+    error: ProxyError,
+    body: bytes,
+    *,
+    keep_alive: bool,
+    head_only: bool = False,
+    debug: bytes | None = None,
 ) -> bytes:
-    """The whole response (head and body) a client gets for `error`: fail-to-proxy."""
-    body = problem_body(error, request_id)
+    """The whole response (head and `body`, the problem_body) a client gets for `error`."""
     status = error.status
     head = [
         b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b"Error")),
@@ -180,6 +184,8 @@ def problem_response(
         b"Content-Length: %d\r\n" % len(body),
         b"Cache-Control: no-store\r\n",
     ]
+    if debug is not None:
+        head.append(b"x-turnout-decision: " + debug + b"\r\n")
     if not keep_alive:
         head.append(b"Connection: close\r\n")
     head.append(b"\r\n")

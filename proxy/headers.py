@@ -277,6 +277,7 @@ def downstream_response_head(
     client_http11: bool,
     set_cookie: bytes | None = None,
     upgrade: bytes | None = None,
+    debug: bytes | None = None,
 ) -> bytes:
     """The status line and headers to send to the client."""
     parts = [b"HTTP/1.1 ", str(response.status).encode(), b" ", response.reason, b"\r\n"]
@@ -293,6 +294,8 @@ def downstream_response_head(
         parts.append(b"Transfer-Encoding: chunked\r\n")
     if set_cookie is not None:
         parts += (b"Set-Cookie: ", set_cookie, b"\r\n")
+    if debug is not None:
+        parts += (b"x-turnout-decision: ", debug, b"\r\n")
     if upgrade is not None:
         parts += (b"Connection: upgrade\r\nUpgrade: ", upgrade, b"\r\n")
     elif not keep_alive or framing == FRAME_CLOSE:

@@ -73,6 +73,10 @@ class BackendHealth:
     last: Probe | None = None
     was_healthy: bool = False
     """It has been healthy at some point (initial_state healthy counts)."""
+    probes_ok: int = 0
+    probes_failed: int = 0
+    ejected_by_probes: int = 0
+    ejected_by_outliers: int = 0
     ejected_until: float = 0.0
     """Monotonic time; 0: not ejected."""
     ejected_at: float = 0.0
@@ -233,6 +237,7 @@ class HealthChecker:
     ) -> None:
         state.last = probe
         if probe.ok:
+            state.probes_ok += 1
             state.successes += 1
             state.failures = 0
             # A backend that started unhealthy (initial_state) needs one success; one that
@@ -241,9 +246,11 @@ class HealthChecker:
             if state.state == "unhealthy" and state.successes >= needed:
                 await self._set(state, "healthy", f"{state.successes} successful probe(s)")
         else:
+            state.probes_failed += 1
             state.failures += 1
             state.successes = 0
             if state.state == "healthy" and state.failures >= config.unhealthy_threshold:
+                state.ejected_by_probes += 1
                 await self._set(
                     state, "unhealthy", f"{state.failures} failed probes: {probe.error}"
                 )
@@ -286,6 +293,7 @@ class HealthChecker:
         self._cap_logged.discard((pool, backend))
         was = state.routable
         state.ejections += 1
+        state.ejected_by_outliers += 1
         duration = min(config.max_ejection_time, config.base_ejection_time * state.ejections)
         state.ejected_until = time.monotonic() + duration
         state.ejected_at = time.time()

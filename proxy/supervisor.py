@@ -101,6 +101,7 @@ class Supervisor:
         self.slots: list[Slot] = []
         self.crashes = 0
         self.draining = False
+        self._stats_arrived = asyncio.Event()
 
     @property
     def port(self) -> int:
@@ -168,12 +169,15 @@ class Supervisor:
             if slot.live and slot.channel is not None:
                 slot.channel.send(Query())
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if all(
-                slot.stats is not before[slot.worker_id] or not slot.live for slot in self.slots
-            ):
+        while not all(
+            slot.stats is not before[slot.worker_id] or not slot.live for slot in self.slots
+        ):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 break
-            await asyncio.sleep(0.01)
+            self._stats_arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stats_arrived.wait(), remaining)
         return [slot.stats for slot in self.slots if slot.stats is not None and slot.live]
 
     async def drain(self, grace: float) -> None:
@@ -271,6 +275,7 @@ class Supervisor:
             elif isinstance(message, Stats):
                 slot.stats = message
                 self.telemetry.update(message)
+                self._stats_arrived.set()
             elif isinstance(message, Outlier) and self.on_outlier is not None:
                 self.on_outlier(message.pool, message.backend, message.reason, message.count)
 

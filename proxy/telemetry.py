@@ -2,8 +2,9 @@
 
 Workers report cumulative counters (proxy.channel.Stats) every second and on request. The sum
 over live workers would go backwards when a worker is replaced (its successor starts from zero),
-so a departing worker's last report is kept in `retired` and added in: instance totals only grow.
-One sample of the totals per second is kept for a minute, which is what "observed over the last
+so a departing worker's last report is kept in `retired` and added in: instance totals only grow
+(gauges such as in-flight counts are taken from live workers only). One sample of the requests
+per (route, pool) is kept each second for a minute, which is what "observed over the last
 minute" is computed from.
 """
 
@@ -13,41 +14,85 @@ import time
 from collections import Counter, deque
 
 from proxy.channel import Stats
+from proxy.metrics import BackendReport, Sum
 
 WINDOW = 60.0
+
+Key = tuple[str, str]
 
 
 class Telemetry:
     def __init__(self) -> None:
         self.latest: dict[int, Stats] = {}
-        self.retired_routed: Counter[tuple[str, str]] = Counter()
+        self.retired_routes: dict[Key, Sum] = {}
+        self.retired_backends: dict[Key, Counter[str]] = {}
         self.retired_requests = 0
-        self._samples: deque[tuple[float, Counter[tuple[str, str]]]] = deque()
+        self._samples: deque[tuple[float, Counter[Key]]] = deque()
         self._started = time.monotonic()
 
     def update(self, stats: Stats) -> None:
         self.latest[stats.worker_id] = stats
 
     def retire(self, worker_id: int) -> None:
-        """The worker is gone: keep what it counted."""
+        """The worker is gone: keep what it counted (but not its in-flight gauges)."""
         stats = self.latest.pop(worker_id, None)
-        if stats is not None:
-            self.retired_routed.update(stats.routed)
-            self.retired_requests += stats.requests
+        if stats is None:
+            return
+        self.retired_requests += stats.requests
+        for key, report in stats.routes.items():
+            self.retired_routes.setdefault(key, Sum()).add(report, counters_only=True)
+        for key, backend in stats.backends.items():
+            self.retired_backends.setdefault(key, Counter()).update(
+                connect_errors=backend.connect_errors,
+                timeouts=backend.timeouts,
+                retries=backend.retries,
+            )
 
-    def routed(self) -> Counter[tuple[str, str]]:
-        """Requests finished per (route, pool), over the life of the instance."""
-        total = Counter(self.retired_routed)
+    def routes(self) -> dict[Key, Sum]:
+        """(route, pool) -> everything its requests did, over the life of the instance."""
+        total: dict[Key, Sum] = {}
+        for key, retired in self.retired_routes.items():
+            total.setdefault(key, Sum()).add_sum(retired)
         for stats in self.latest.values():
-            total.update(stats.routed)
+            for key, report in stats.routes.items():
+                total.setdefault(key, Sum()).add(report)
         return total
+
+    def backends(self) -> dict[Key, BackendReport]:
+        """(pool, backend) -> counters (live and retired) and gauges (live)."""
+        total: dict[Key, Counter[str]] = {
+            key: Counter(retired) for key, retired in self.retired_backends.items()
+        }
+        for stats in self.latest.values():
+            for key, report in stats.backends.items():
+                total.setdefault(key, Counter()).update(
+                    inflight=report.inflight,
+                    connect_errors=report.connect_errors,
+                    timeouts=report.timeouts,
+                    retries=report.retries,
+                    connections=report.connections,
+                )
+        return {
+            key: BackendReport(
+                inflight=c["inflight"],
+                connect_errors=c["connect_errors"],
+                timeouts=c["timeouts"],
+                retries=c["retries"],
+                connections=c["connections"],
+            )
+            for key, c in total.items()
+        }
+
+    def routed(self) -> Counter[Key]:
+        """Requests finished per (route, pool), over the life of the instance."""
+        return Counter({key: total.requests for key, total in self.routes().items()})
 
     def requests(self) -> int:
         return self.retired_requests + sum(stats.requests for stats in self.latest.values())
 
-    def inflight(self) -> Counter[tuple[str, str]]:
+    def inflight(self) -> Counter[Key]:
         """Requests in flight per (pool, backend), summed over the live workers."""
-        total: Counter[tuple[str, str]] = Counter()
+        total: Counter[Key] = Counter()
         for stats in self.latest.values():
             total.update(stats.inflight)
         return total
@@ -62,7 +107,7 @@ class Telemetry:
         """Requests per pool of `route` over the last minute (or since the start, if shorter)."""
         now = time.monotonic() if now is None else now
         current = self.routed()
-        baseline: Counter[tuple[str, str]] = Counter()
+        baseline: Counter[Key] = Counter()
         if now - self._started > WINDOW:  # younger than a window: count from the start
             for at, totals in self._samples:
                 if now - at <= WINDOW:

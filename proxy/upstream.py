@@ -80,6 +80,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        self.pool.connected += 1
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
@@ -116,6 +117,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.pool.connected -= 1
         if self.tunnel is not None:
             self.tunnel.upstream_closed()
             return
@@ -271,6 +273,7 @@ class ConnectionPool:
 
     __slots__ = (
         "address",
+        "connected",
         "host",
         "idle",
         "idle_timeout",
@@ -298,6 +301,8 @@ class ConnectionPool:
         self.max_head_bytes = max_head_bytes
         self.loop = loop
         self.idle: list[UpstreamConnection] = []
+        self.connected = 0
+        """Connections to this address open now, idle or busy."""
 
     def take(self) -> UpstreamConnection | None:
         """The most recently used idle connection still open, or None."""

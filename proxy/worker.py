@@ -104,13 +104,15 @@ class Worker:
     def _stats(self) -> Stats:
         dataplane = self.server.dataplane
         assert dataplane is not None
+        routes, backends = dataplane.reports()
         return Stats(
             worker_id=self.worker_id,
             revision=self.revision,
             requests=dataplane.requests,
             connections=len(dataplane.connections),
             inflight=dataplane.inflight(),
-            routed=dict(dataplane.routed),
+            routes=routes,
+            backends=backends,
         )
 
     async def _report(self) -> None:

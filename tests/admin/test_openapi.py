@@ -158,7 +158,7 @@ def test_responses_and_errors_are_documented(document: dict[str, Any]) -> None:
     problem = {"$ref": REF.format(model="ProblemView")}
     for endpoint in ENDPOINTS:
         responses = document["paths"][endpoint.path][endpoint.method.lower()]["responses"]
-        success = responses[str(endpoint.status)]["content"]["application/json"]["schema"]
+        success = responses[str(endpoint.status)]["content"][endpoint.media]["schema"]
         if endpoint.response is not None:
             assert success == {"$ref": REF.format(model=endpoint.response.__name__)}
         for status in endpoint.errors:

@@ -1,0 +1,243 @@
+"""GET /metrics: the whole instance in Prometheus text, rendered by prometheus-client.
+
+Workers push their counters to the control plane (proxy.telemetry sums them, dead workers
+included); this collector turns that sum, the current snapshot and the health checker's state
+into metric families at scrape time. One registry per application also carries the standard
+process, platform and garbage-collector collectors (of the control plane process), plus each
+worker's CPU time and memory read from /proc. Label values are configuration names and status
+codes only: a request's path or cookie can never become a label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from proxy.control import ControlPlane
+
+ADMIN_STATES = ("ready", "drain", "maint")
+
+
+def registry(control: ControlPlane) -> CollectorRegistry:
+    metrics = CollectorRegistry(auto_describe=False)
+    metrics.register(InstanceCollector(control))
+    ProcessCollector(registry=metrics)
+    PlatformCollector(registry=metrics)
+    GCCollector(registry=metrics)
+    return metrics
+
+
+class InstanceCollector(Collector):
+    def __init__(self, control: ControlPlane) -> None:
+        self.control = control
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._requests()
+        yield from self._backends()
+        yield from self._routes()
+        yield from self._workers()
+
+    def _requests(self) -> Iterator[Metric]:
+        routes = self.control.telemetry.routes()
+        bounds = self.control.settings.metrics.buckets
+        requests = CounterMetricFamily(
+            "turnout_requests",
+            "Requests answered, by route, pool and status code.",
+            labels=["route", "pool", "code"],
+        )
+        decisions = CounterMetricFamily(
+            "turnout_routing_decisions",
+            "Requests by the rule that routed them: header, cookie, weighted, active, no-route.",
+            labels=["route", "rule", "pool"],
+        )
+        duration = HistogramMetricFamily(
+            "turnout_request_duration_seconds",
+            "From routing to the end of the response.",
+            labels=["route", "pool"],
+            unit="seconds",
+        )
+        inflight = GaugeMetricFamily(
+            "turnout_requests_in_flight", "Requests being answered now.", labels=["route", "pool"]
+        )
+        received = CounterMetricFamily(
+            "turnout_request_body_bytes",
+            "Request body bytes from clients.",
+            labels=["route", "pool"],
+        )
+        sent = CounterMetricFamily(
+            "turnout_response_body_bytes",
+            "Response body bytes to clients.",
+            labels=["route", "pool"],
+        )
+        for (route, pool), total in sorted(routes.items()):
+            for code, count in sorted(total.codes.items()):
+                requests.add_metric([route, pool, str(code)], count)
+            for rule, count in sorted(total.rules.items()):
+                decisions.add_metric([route, rule, pool], count)
+            cumulative, running = [], 0
+            for bound, count in zip((*bounds, float("inf")), total.buckets, strict=True):
+                running += count
+                cumulative.append(("+Inf" if bound == float("inf") else repr(bound), running))
+            duration.add_metric([route, pool], cumulative, total.duration_sum)
+            inflight.add_metric([route, pool], total.inflight)
+            received.add_metric([route, pool], total.bytes_in)
+            sent.add_metric([route, pool], total.bytes_out)
+        yield from (requests, decisions, duration, inflight, received, sent)
+
+    def _backends(self) -> Iterator[Metric]:
+        control = self.control
+        snapshot = control.snapshot
+        reports = control.telemetry.backends()
+        up = GaugeMetricFamily(
+            "turnout_backend_up",
+            "1: healthy (probes pass, not ejected).",
+            labels=["pool", "backend"],
+        )
+        eligible = GaugeMetricFamily(
+            "turnout_backend_eligible", "1: takes new requests.", labels=["pool", "backend"]
+        )
+        admin = GaugeMetricFamily(
+            "turnout_backend_admin_state",
+            "1 for the backend's admin state.",
+            labels=["pool", "backend", "state"],
+        )
+        weight = GaugeMetricFamily(
+            "turnout_backend_weight", "Weight in its pool.", labels=["pool", "backend"]
+        )
+        inflight = GaugeMetricFamily(
+            "turnout_backend_requests_in_flight",
+            "Requests in flight (WebSockets included).",
+            labels=["pool", "backend"],
+        )
+        connections = GaugeMetricFamily(
+            "turnout_upstream_connections",
+            "Upstream connections open (idle or busy).",
+            labels=["pool", "backend"],
+        )
+        errors = CounterMetricFamily(
+            "turnout_upstream_connect_errors",
+            "Failed connects to the backend.",
+            labels=["pool", "backend"],
+        )
+        timeouts = CounterMetricFamily(
+            "turnout_upstream_timeouts",
+            "Responses not started within read_timeout.",
+            labels=["pool", "backend"],
+        )
+        retries = CounterMetricFamily(
+            "turnout_upstream_retries",
+            "Requests retried elsewhere after failing here.",
+            labels=["pool", "backend"],
+        )
+        ejections = CounterMetricFamily(
+            "turnout_backend_ejections",
+            "Times taken out of rotation, by reason.",
+            labels=["pool", "backend", "reason"],
+        )
+        probes = CounterMetricFamily(
+            "turnout_health_probes",
+            "Active health probes, by result.",
+            labels=["pool", "backend", "result"],
+        )
+        panic = GaugeMetricFamily(
+            "turnout_pool_panic", "1: the pool is in panic mode.", labels=["pool"]
+        )
+        for pool in snapshot.pools.values():
+            panic.add_metric([pool.name], int(pool.panic))
+            routable = {backend.name for backend in pool.eligible}
+            for backend in pool.backends:
+                labels = [pool.name, backend.name]
+                up.add_metric(labels, int(backend.health == "healthy"))
+                eligible.add_metric(labels, int(backend.name in routable))
+                weight.add_metric(labels, backend.weight)
+                for state in ADMIN_STATES:
+                    admin.add_metric([*labels, state], int(backend.admin_state == state))
+                report = reports.get((pool.name, backend.name))
+                if report is not None:
+                    inflight.add_metric(labels, report.inflight)
+                    connections.add_metric(labels, report.connections)
+                    errors.add_metric(labels, report.connect_errors)
+                    timeouts.add_metric(labels, report.timeouts)
+                    retries.add_metric(labels, report.retries)
+                health = control.health.backends.get((pool.name, backend.name))
+                if health is not None:
+                    ejections.add_metric([*labels, "probe"], health.ejected_by_probes)
+                    ejections.add_metric([*labels, "outlier"], health.ejected_by_outliers)
+                    if health.checked:
+                        probes.add_metric([*labels, "ok"], health.probes_ok)
+                        probes.add_metric([*labels, "failed"], health.probes_failed)
+        yield from (up, eligible, admin, weight, inflight, connections, errors, timeouts)
+        yield from (retries, ejections, probes, panic)
+
+    def _routes(self) -> Iterator[Metric]:
+        snapshot = self.control.snapshot
+        revision = GaugeMetricFamily("turnout_revision", "The routing state's revision.")
+        revision.add_metric([], snapshot.revision)
+        weight = GaugeMetricFamily(
+            "turnout_route_weight",
+            "Set weight of each pool of a weighted route.",
+            labels=["route", "pool"],
+        )
+        active = GaugeMetricFamily(
+            "turnout_route_active",
+            "1 for a blue-green route's active colour.",
+            labels=["route", "pool"],
+        )
+        for route in snapshot.spec.routes:
+            for pool, value in route.weights:
+                weight.add_metric([route.name, pool], value)
+            for colour in route.colours:
+                active.add_metric([route.name, colour], int(colour == route.active))
+        yield from (revision, weight, active)
+
+    def _workers(self) -> Iterator[Metric]:
+        supervisor = self.control.supervisor
+        workers = GaugeMetricFamily("turnout_workers", "Worker processes serving now.")
+        workers.add_metric([], sum(1 for slot in supervisor.slots if slot.live and slot.serving))
+        crashes = CounterMetricFamily(
+            "turnout_worker_crashes", "Worker processes that died and were restarted."
+        )
+        crashes.add_metric([], supervisor.crashes)
+        cpu = CounterMetricFamily(
+            "turnout_worker_cpu_seconds",
+            "CPU time of each worker process.",
+            labels=["worker"],
+            unit="seconds",
+        )
+        memory = GaugeMetricFamily(
+            "turnout_worker_resident_memory_bytes",
+            "Resident memory of each worker process.",
+            labels=["worker"],
+            unit="bytes",
+        )
+        for slot in supervisor.slots:
+            usage = _proc_usage(slot.pid) if slot.live else None
+            if usage is not None:
+                cpu.add_metric([str(slot.worker_id)], usage[0])
+                memory.add_metric([str(slot.worker_id)], usage[1])
+        yield from (workers, crashes, cpu, memory)
+
+
+_TICKS = 100.0  # USER_HZ, fixed at 100 on Linux for /proc/<pid>/stat
+_PAGE = 4096
+
+
+def _proc_usage(pid: int) -> tuple[float, int] | None:
+    """CPU seconds and resident bytes of a process, from /proc (None if it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        statm = Path(f"/proc/{pid}/statm").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / _TICKS
+    return cpu, int(statm.split()[1]) * _PAGE

@@ -1,0 +1,142 @@
+"""What a worker counts, cheaply, on the hot path; the control plane sums and exposes it.
+
+Theory of operation. Counters live in plain Python objects, one `RouteStats` per (route, pool)
+and counters on each backend's `Target`, created once and kept across snapshots (so they only
+ever grow). A request touches its RouteStats a handful of times: no dict of labels is built, no
+lock taken, no prometheus-client object involved. Every second (and when asked) the worker sends
+`report()` to the control plane, which adds the reports of all workers (and of workers that
+died) and renders Prometheus text (admin_api.metrics).
+
+Label values come only from configuration names (route, pool, backend, the closed set of rule
+kinds) and status codes: never from request data, so no client can add a series.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass, field
+
+NO_ROUTE = "(none)"
+"""Route and pool label of requests answered before routing (malformed, no route)."""
+
+
+class RouteStats:
+    """Requests of one (route, pool): by status, by routing rule, their durations and bytes."""
+
+    __slots__ = (
+        "bounds",
+        "buckets",
+        "bytes_in",
+        "bytes_out",
+        "codes",
+        "duration_sum",
+        "inflight",
+        "pool",
+        "route",
+        "rules",
+    )
+
+    def __init__(self, route: str, pool: str, bounds: tuple[float, ...]) -> None:
+        self.route = route
+        self.pool = pool
+        self.bounds = bounds
+        self.inflight = 0
+        self.codes: dict[int, int] = {}
+        self.rules: dict[str, int] = {}
+        self.buckets = [0] * (len(bounds) + 1)
+        """Per bucket (not cumulative); the last one is above the highest bound."""
+        self.duration_sum = 0.0
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    def finished(self, status: int, rule: str, duration: float) -> None:
+        codes = self.codes
+        codes[status] = codes.get(status, 0) + 1
+        rules = self.rules
+        rules[rule] = rules.get(rule, 0) + 1
+        # "le" buckets: a duration equal to a bound belongs to that bound's bucket.
+        self.buckets[bisect_left(self.bounds, duration)] += 1
+        self.duration_sum += duration
+
+    def report(self) -> RouteReport:
+        return RouteReport(
+            inflight=self.inflight,
+            codes=dict(self.codes),
+            rules=dict(self.rules),
+            buckets=tuple(self.buckets),
+            duration_sum=self.duration_sum,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RouteReport:
+    inflight: int
+    codes: dict[int, int]
+    rules: dict[str, int]
+    buckets: tuple[int, ...]
+    duration_sum: float
+    bytes_in: int
+    bytes_out: int
+
+    @property
+    def requests(self) -> int:
+        return sum(self.codes.values())
+
+
+@dataclass(frozen=True, slots=True)
+class BackendReport:
+    inflight: int
+    connect_errors: int
+    timeouts: int
+    retries: int
+    """Requests retried elsewhere after failing on this backend."""
+    connections: int
+    """Upstream connections open now (idle in the pool or busy)."""
+
+
+@dataclass(slots=True)
+class Sum:
+    """Route reports added up (over workers, live and retired)."""
+
+    inflight: int = 0
+    codes: dict[int, int] = field(default_factory=dict)
+    rules: dict[str, int] = field(default_factory=dict)
+    buckets: list[int] = field(default_factory=list)
+    duration_sum: float = 0.0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+    def add(self, report: RouteReport, counters_only: bool = False) -> None:
+        if not counters_only:
+            self.inflight += report.inflight
+        for code, count in report.codes.items():
+            self.codes[code] = self.codes.get(code, 0) + count
+        for rule, count in report.rules.items():
+            self.rules[rule] = self.rules.get(rule, 0) + count
+        if not self.buckets:
+            self.buckets = [0] * len(report.buckets)
+        for index, count in enumerate(report.buckets):
+            self.buckets[index] += count
+        self.duration_sum += report.duration_sum
+        self.bytes_in += report.bytes_in
+        self.bytes_out += report.bytes_out
+
+    def add_sum(self, other: Sum) -> None:
+        self.inflight += other.inflight
+        for code, count in other.codes.items():
+            self.codes[code] = self.codes.get(code, 0) + count
+        for rule, count in other.rules.items():
+            self.rules[rule] = self.rules.get(rule, 0) + count
+        if not self.buckets:
+            self.buckets = [0] * len(other.buckets)
+        for index, count in enumerate(other.buckets):
+            self.buckets[index] += count
+        self.duration_sum += other.duration_sum
+        self.bytes_in += other.bytes_in
+        self.bytes_out += other.bytes_out
+
+    @property
+    def requests(self) -> int:
+        return sum(self.codes.values())
