@@ -280,7 +280,13 @@ def downstream_response_head(
     debug: bytes | None = None,
 ) -> bytes:
     """The status line and headers to send to the client."""
-    parts = [b"HTTP/1.1 ", str(response.status).encode(), b" ", response.reason, b"\r\n"]
+    key = (response.status, response.reason)
+    status_line = _STATUS_LINES.get(key)
+    if status_line is None:
+        status_line = b"HTTP/1.1 %d %s\r\n" % key
+        if len(_STATUS_LINES) < 512:  # bounded: the reason phrase comes from the backend
+            _STATUS_LINES[key] = status_line
+    parts = [status_line]
     extra = _named_by_connection(response.connection) if response.connection else None
     for name, value in response.headers:
         if extra and name.lower() in extra:
@@ -312,3 +318,6 @@ def chunk(data: bytes) -> tuple[bytes, bytes, bytes]:
 
 
 LAST_CHUNK: Final = b"0\r\n\r\n"
+
+_STATUS_LINES: dict[tuple[int, bytes], bytes] = {}
+"""Status lines already built, by (status, reason)."""

@@ -81,6 +81,9 @@ def build_snapshot(
         rule_headers=rule_headers,
         reads_path=any(route.path_prefix != "/" for route in routes),
         reads_cookie=any(route.sticky is not None for route in routes),
+        catch_all=routes[0]
+        if routes and routes[0].any_host and routes[0].path_prefix == "/"
+        else None,
         readmitted=readmitted,
     )
 

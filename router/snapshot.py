@@ -144,6 +144,9 @@ class Snapshot:
     """Some route matches on a path prefix other than "/" (else the path need not be decoded)."""
     reads_cookie: bool
     """Some route is sticky (else the Cookie header need not be decoded)."""
+    catch_all: Route | None = None
+    """The first route when it matches every request (any host, prefix "/"): then no other
+    route can ever be chosen, and matching is one attribute read."""
     readmitted: Mapping[tuple[str, str], float] = field(
         default_factory=lambda: MappingProxyType({})
     )
@@ -151,6 +154,9 @@ class Snapshot:
 
     def match(self, host: str, path: str) -> Route | None:
         """The first route, in declared order, matching host and path."""
+        first = self.catch_all
+        if first is not None:
+            return first
         for route in self.routes:
             if route.matches(host, path):
                 return route
