@@ -84,6 +84,20 @@ class RouteReport:
     def requests(self) -> int:
         return sum(self.codes.values())
 
+    def __reduce__(self) -> tuple[type[RouteReport], tuple[object, ...]]:
+        # Reports cross the worker -> control channel pickled. Compiled (mypyc) frozen
+        # dataclasses refuse pickle's default field-by-field restore; a constructor call works
+        # in both builds.
+        return RouteReport, (
+            self.inflight,
+            self.codes,
+            self.rules,
+            self.buckets,
+            self.duration_sum,
+            self.bytes_in,
+            self.bytes_out,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class BackendReport:
@@ -94,6 +108,16 @@ class BackendReport:
     """Requests retried elsewhere after failing on this backend."""
     connections: int
     """Upstream connections open now (idle in the pool or busy)."""
+
+    def __reduce__(self) -> tuple[type[BackendReport], tuple[object, ...]]:
+        # As RouteReport.__reduce__: picklable when compiled.
+        return BackendReport, (
+            self.inflight,
+            self.connect_errors,
+            self.timeouts,
+            self.retries,
+            self.connections,
+        )
 
 
 @dataclass(slots=True)
@@ -140,3 +164,17 @@ class Sum:
     @property
     def requests(self) -> int:
         return sum(self.codes.values())
+
+    def __reduce__(self) -> tuple[type[RouteReport], tuple[object, ...]]:
+        # Reports cross the worker -> control channel pickled. Compiled (mypyc) frozen
+        # dataclasses refuse pickle's default field-by-field restore; a constructor call works
+        # in both builds.
+        return RouteReport, (
+            self.inflight,
+            self.codes,
+            self.rules,
+            self.buckets,
+            self.duration_sum,
+            self.bytes_in,
+            self.bytes_out,
+        )
