@@ -21,7 +21,7 @@ from aiohttp import web
 
 from proxy.config import ConfigError, Settings
 from proxy.dataplane import DataPlane
-from router import Snapshot
+from router import Snapshot, native
 
 log = logging.getLogger("turnout")
 
@@ -140,10 +140,11 @@ class Instance:
             raise
         supervisor = self.control.supervisor
         log.info(
-            "turnout listening on http://%s:%d with %d worker(s)",
+            "turnout listening on http://%s:%d with %d worker(s); data plane %s",
             self.settings.listen.host,
             supervisor.port,
             len(supervisor.slots),
+            native.describe(),
         )
 
     @property

@@ -8,6 +8,11 @@ proves it. The data plane, the admin API and the tests all route through the sam
     index = pick_backend(decision.pool, loads, roll)  # which backend in the pool
 """
 
+# ruff: noqa: E402  (the compiled-build check runs before any module it governs is imported)
+from router import native
+
+native.activate()
+
 from router.build import Problem, SpecError, build_snapshot
 from router.decide import decide, fail_over_from
 from router.decision import Decision, RequestMeta, RuleKind, normalise_host
