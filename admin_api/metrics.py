@@ -10,6 +10,7 @@ codes only: a request's path or cookie can never become a label.
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from proxy.control import ControlPlane
+from router import native
 
 ADMIN_STATES = ("ready", "drain", "maint")
 
@@ -45,6 +47,7 @@ class InstanceCollector(Collector):
         yield from self._backends()
         yield from self._routes()
         yield from self._workers()
+        yield self._build_info()
 
     def _requests(self) -> Iterator[Metric]:
         routes = self.control.telemetry.routes()
@@ -226,6 +229,19 @@ class InstanceCollector(Collector):
                 memory.add_metric([str(slot.worker_id)], usage[1])
         yield from (workers, crashes, cpu, memory)
 
+    def _build_info(self) -> Metric:
+        # The `*_build_info` convention: a constant 1 whose labels say what runs, so a dashboard
+        # can show that an instance runs the slower pure-Python data plane.
+        info = GaugeMetricFamily(
+            "turnout_build_info",
+            "What this turnout runs: its version and whether the hot path is compiled.",
+            labels=["version", "data_plane"],
+        )
+        info.add_metric([_VERSION, "compiled" if native.state == "compiled" else "python"], 1)
+        return info
+
+
+_VERSION = importlib.metadata.version("turnout")
 
 _TICKS = 100.0  # USER_HZ, fixed at 100 on Linux for /proc/<pid>/stat
 _PAGE = 4096

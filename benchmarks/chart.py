@@ -11,6 +11,7 @@ from benchmarks.runner import Measurement, Results
 COLOURS = {
     "turnout": "#2b6cb0",
     "turnout-log": "#4299e1",
+    "turnout-py": "#90cdf4",
     "direct": "#718096",
     "nginx": "#2f855a",
     "haproxy": "#c05621",

@@ -175,7 +175,8 @@ def _header(results: Results) -> str:
         f"Linux {machine['kernel']}, Python {machine['python']}\n"
         f"load: {generator}, {params['duration_s']} s per run after {params['warmup_s']} s "
         f"warmup; backends: {backend}, one process per backend\n"
-        f"{params.get('workers', 1)} worker(s) per proxy; {pinning}"
+        f"{params.get('workers', 1)} worker(s) per proxy; turnout's data plane "
+        f"{params.get('data_plane', 'unknown')}; {pinning}"
     )
 
 

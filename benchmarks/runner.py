@@ -23,6 +23,7 @@ from benchmarks.processes import Children, raise_fd_limit
 from benchmarks.progress import Progress
 from benchmarks.scenarios import SMALL_PATH, Scenario, small_body
 from benchmarks.targets import DEFAULT_TARGETS, TESTER_HEADER, Target, TargetName, start_target
+from router import native
 
 
 class SetupError(RuntimeError):
@@ -318,9 +319,17 @@ def _parameters(plan: Plan, setup: Setup) -> dict[str, Any]:
         "weights": dict(plan.weights),
         "backends_per_pool": plan.backends_per_pool,
         "workers": plan.workers,
+        "data_plane": _data_plane(),
         "load_generator": setup.generator,
         "backend": setup.backend,
         "pinned": setup.proxy_cpus is not None,
         "proxy_cpus": sorted(setup.proxy_cpus) if setup.proxy_cpus else None,
         "other_cpus": sorted(setup.other_cpus) if setup.other_cpus else None,
     }
+
+
+def _data_plane() -> str:
+    """What the `turnout` target runs (`turnout-py` always runs the sources)."""
+    if os.environ.get("TURNOUT_NATIVE") == "off":
+        return "pure Python (TURNOUT_NATIVE=off)"
+    return "compiled with mypyc" if native.inspect() == "compiled" else "pure Python"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,10 +17,19 @@ from benchmarks.backends import BackendServer
 from benchmarks.processes import Child, Children, free_ports, wait_for_port
 from benchmarks.tools import turnout_command
 
-TargetName = Literal["turnout", "turnout-log", "direct", "nginx", "haproxy"]
-TARGETS: tuple[TargetName, ...] = ("turnout", "turnout-log", "direct", "nginx", "haproxy")
+TargetName = Literal["turnout", "turnout-log", "turnout-py", "direct", "nginx", "haproxy"]
+TARGETS: tuple[TargetName, ...] = (
+    "turnout",
+    "turnout-log",
+    "turnout-py",
+    "direct",
+    "nginx",
+    "haproxy",
+)
 DEFAULT_TARGETS: tuple[TargetName, ...] = ("turnout", "direct", "nginx", "haproxy")
-"""`turnout-log` (the access log on, to a file) is there to measure what logging costs."""
+"""`turnout-log` (the access log on, to a file) is there to measure what logging costs;
+`turnout-py` (TURNOUT_NATIVE=off: the pure-Python sources, not the mypyc build) what compiling
+the hot path buys."""
 
 STICKY_COOKIE = "turnout-id"
 TESTER_HEADER = ("x-canary", "always")
@@ -117,12 +127,13 @@ def start_target(
         return Target(name, backends[0].port, None)
     port, admin_port = free_ports(2)
     upstream = baselines.servers(weights, [(b.pool, b.name, b.port) for b in backends])
-    if name in ("turnout", "turnout-log"):
+    if name in ("turnout", "turnout-log", "turnout-py"):
         conf = workdir / f"{name}.toml"
         log = workdir / "access.log" if name == "turnout-log" else None
         conf.write_text(turnout_toml(port, weights, backends, admin_port, workers, log))
         argv = [*turnout_command(), "--log-level", "warning", "run", "--config", str(conf)]
-        child = children.spawn(name, argv, cpus)
+        env = {**os.environ, "TURNOUT_NATIVE": "off"} if name == "turnout-py" else None
+        child = children.spawn(name, argv, cpus, env)
         # The listening sockets exist before the workers serve: wait for /ready, not the port.
         wait_for_port(child, admin_port)
         wait_until_ready(child, admin_port)

@@ -8,6 +8,8 @@ each test works on pools and routes of its own, so they do not disturb one anoth
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ import pytest
 from obs_support import Echo, admin, backend_loop, fetch, scrape, scrape_sync, wait_for
 
 from helpers import ProxyProcess, config, free_port, proxy_process
+from router import native
 
 HEALTH = {
     "enabled": True,
@@ -186,6 +189,14 @@ async def test_workers_and_their_resources_are_reported(instance: Instance) -> N
     assert set(memory) == ids
     assert all(value > 0 for value in cpu.values()), cpu
     assert all(value > 10 * 1024 * 1024 for value in memory.values()), memory
+
+
+async def test_build_info_says_whether_the_data_plane_is_compiled(instance: Instance) -> None:
+    metrics = await scrape(instance.proxy)
+    off = os.environ.get("TURNOUT_NATIVE") == "off"
+    expected = "compiled" if native.inspect() == "compiled" and not off else "python"
+    version = importlib.metadata.version("turnout")
+    assert metrics.by("turnout_build_info", "version", "data_plane") == {(version, expected): 1}
 
 
 async def test_upstream_connections_stay_open_after_traffic(instance: Instance) -> None:
