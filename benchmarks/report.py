@@ -105,6 +105,14 @@ def _measurement_json(m: Measurement) -> dict[str, Any]:
             for pool, share in m.split.items()
         },
         "max_abs_deviation_pp": None if deviation is None else round(deviation, 3),
+        "weight_changes": None
+        if m.shifts is None
+        else {
+            "changes": m.shifts.changes,
+            "failed": m.shifts.failed,
+            "round_trip_ms_median": round(m.shifts.median_ms, 3),
+            "round_trip_ms_max": round(m.shifts.max_ms, 3),
+        },
     }
 
 
@@ -150,6 +158,25 @@ def text(results: Results) -> str:
         [_absolute_row(m) for m in results.measurements],
         left=(0, 1, 10),
     )
+    shifted = [m for m in results.measurements if m.shifts is not None]
+    if shifted:
+        lines += ["", "Weight changes during the load (each PUT returns once every worker has it)"]
+        lines += _table(
+            ["scenario", "target", "changes", "failed", "round trip p50 ms", "max ms"],
+            [
+                [
+                    m.scenario,
+                    m.target,
+                    str(m.shifts.changes),
+                    str(m.shifts.failed),
+                    f"{m.shifts.median_ms:.2f}",
+                    f"{m.shifts.max_ms:.2f}",
+                ]
+                for m in shifted
+                if m.shifts is not None
+            ],
+            left=(0, 1),
+        )
     return "\n".join(lines)
 
 
@@ -189,7 +216,7 @@ def _absolute_row(m: Measurement) -> list[str]:
     split = "-"
     if m.split is not None:
         split = " / ".join(
-            f"{pool} {share.share_pct:.1f} ({share.weight_pct:g})"
+            f"{pool} {share.share_pct:.1f} ({round(share.weight_pct, 1):g})"
             for pool, share in m.split.items()
         )
     deviation = max_deviation_pp(m)

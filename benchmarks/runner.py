@@ -22,7 +22,15 @@ from benchmarks.load import Generator, LoadResult, run_load
 from benchmarks.processes import Children, raise_fd_limit
 from benchmarks.progress import Progress
 from benchmarks.scenarios import SMALL_PATH, Scenario, small_body
-from benchmarks.targets import DEFAULT_TARGETS, TESTER_HEADER, Target, TargetName, start_target
+from benchmarks.shifter import Shifter, ShiftResult
+from benchmarks.targets import (
+    DEFAULT_TARGETS,
+    ROUTE,
+    TESTER_HEADER,
+    Target,
+    TargetName,
+    start_target,
+)
 from router import native
 
 
@@ -68,6 +76,8 @@ class Measurement:
     backend_requests: dict[str, int]
     split: dict[str, PoolShare] | None
     """Per pool, as the backends counted; None for `direct`, which bypasses any split."""
+    shifts: ShiftResult | None = None
+    """The weight changes made during a shifting scenario (turnout targets only)."""
 
 
 @dataclass
@@ -239,13 +249,27 @@ def _measure(
     before = request_counts(backends)
     cpu_before = measure.cpu_seconds(pids)
     progress.phase(f"measuring {plan.duration}s")
-    result = load(plan.duration, "measured")
+    shifts = None
+    if scenario.shift_every is not None and target.admin_port is not None:
+        pools = [pool for pool, _ in plan.weights]
+        with Shifter(target.admin_port, ROUTE, pools, scenario.shift_every) as shifter:
+            result = load(plan.duration, "measured")
+        shifts = shifter.result(dict(plan.weights))
+    else:
+        result = load(plan.duration, "measured")
     cpu = measure.cpu_seconds(pids) - cpu_before
     after = request_counts(backends)
     if target.child is not None:
         target.child.check_alive()
     # Each status reading counts itself: the later one is inside the difference.
     served = {name: after[name] - before[name] - 1 for name in after}
+    total_weight = sum(weight for _, weight in plan.weights)
+    # What the split should be: the set weights, or while they swung, their average over time.
+    set_pct = (
+        shifts.set_pct
+        if shifts is not None
+        else {pool: 100 * weight / total_weight for pool, weight in plan.weights}
+    )
     return Measurement(
         scenario=scenario.name,
         target=target.name,
@@ -253,25 +277,25 @@ def _measure(
         proxy_cpu_s_per_request=cpu / result.requests if pids and result.requests else None,
         proxy_peak_rss_bytes=measure.peak_rss_bytes(pids) if pids else None,
         backend_requests=served,
-        split=None if target.name == "direct" else _split(plan.weights, backends, served),
+        split=None if target.name == "direct" else _split(set_pct, backends, served),
+        shifts=shifts,
     )
 
 
 def _split(
-    weights: tuple[tuple[str, int], ...], backends: list[BackendServer], served: dict[str, int]
+    set_pct: dict[str, float], backends: list[BackendServer], served: dict[str, int]
 ) -> dict[str, PoolShare]:
-    per_pool = {pool: 0 for pool, _ in weights}
+    per_pool = {pool: 0 for pool in set_pct}
     for backend in backends:
         per_pool[backend.pool] += served[backend.name]
     total = sum(per_pool.values()) or 1
-    weight_total = sum(weight for _, weight in weights)
     return {
         pool: PoolShare(
             requests=per_pool[pool],
             share_pct=100 * per_pool[pool] / total,
-            weight_pct=100 * weight / weight_total,
+            weight_pct=pct,
         )
-        for pool, weight in weights
+        for pool, pct in set_pct.items()
     }
 
 

@@ -30,6 +30,9 @@ class Scenario:
     """Send `Connection: close` on every request: a new client connection per request."""
     headers: tuple[tuple[str, str], ...] = ()
     """Extra request headers (every request the same)."""
+    shift_every: float | None = None
+    """Seconds between weight changes made through turnout's admin API while the load runs:
+    the weights swing between 90/10 and 10/90 (proxies without an admin API keep theirs)."""
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -51,6 +54,14 @@ SCENARIOS: dict[str, Scenario] = {
             SMALL_PATH,
             50,
             headers=(("Cookie", "turnout-id=user-4711"),),
+        ),
+        Scenario(
+            "shifting",
+            "GET / while turnout's weights swing between 90/10 and 10/90 every 100 ms through "
+            "its admin API, 50 connections",
+            SMALL_PATH,
+            50,
+            shift_every=0.1,
         ),
         Scenario("c1", "GET /, 1 connection (latency without queueing)", SMALL_PATH, 1),
         Scenario("c1000", "GET /, 1000 connections", SMALL_PATH, 1000),

@@ -32,6 +32,8 @@ DEFAULT_TARGETS: tuple[TargetName, ...] = ("turnout", "direct", "nginx", "haprox
 the hot path buys."""
 
 STICKY_COOKIE = "turnout-id"
+ROUTE = "web"
+"""turnout's one route under test."""
 TESTER_HEADER = ("x-canary", "always")
 
 
@@ -41,6 +43,8 @@ class Target:
     port: int
     child: Child | None
     """The proxy's process (its children included in measurements); None for `direct`."""
+    admin_port: int | None = None
+    """turnout's admin API (the others have none)."""
 
     @property
     def url(self) -> str:
@@ -94,7 +98,7 @@ def turnout_toml(
     header, value = TESTER_HEADER
     candidate = weights[-1][0]
     lines += [
-        "[routes.web]",
+        f"[routes.{ROUTE}]",
         'path_prefix = "/"',
         'mode = "weighted"',
         f"weights = {{ {split} }}",
@@ -137,7 +141,9 @@ def start_target(
         # The listening sockets exist before the workers serve: wait for /ready, not the port.
         wait_for_port(child, admin_port)
         wait_until_ready(child, admin_port)
-    elif name == "nginx":
+        wait_for_port(child, port)
+        return Target(name, port, child, admin_port)
+    if name == "nginx":
         http = baselines.nginx_proxy(port, upstream)
         child = nginx.start(
             children, tools["nginx"], "nginx", workdir / "nginx-proxy", http, cpus, workers

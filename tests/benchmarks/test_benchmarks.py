@@ -15,6 +15,7 @@ from benchmarks.backends import BackendServer
 from benchmarks.baselines import Server, servers
 from benchmarks.load import parse_wrk
 from benchmarks.processes import Child
+from benchmarks.shifter import settings
 from benchmarks.targets import turnout_toml
 from proxy.config import load_config
 
@@ -170,3 +171,36 @@ def test_router_micro_benchmark_reports_every_path(tmp_path: Path) -> None:
         assert re.search(r"\d+\.\d\s+\d+\.\d\s+[\d,]+$", line), line
     figures = json.loads(out.read_text())["ns_per_call"]
     assert all(figure["median"] > 0 for figure in figures.values())
+
+
+def test_shifting_swings_the_first_pool_between_90_and_10_percent() -> None:
+    high, low = settings(["stable", "canary"])
+    assert 100 * high["stable"] / sum(high.values()) == 90
+    assert 100 * low["stable"] / sum(low.values()) == 10
+    high, low = settings(["stable", "canary", "extra"])
+    assert 100 * high["stable"] / sum(high.values()) == 90
+    assert 100 * low["stable"] / sum(low.values()) == 10
+    assert high["canary"] == high["extra"]
+    assert low["canary"] == low["extra"]
+
+
+def test_weights_shift_during_the_load_without_errors(tmp_path: Path) -> None:
+    out = tmp_path / "shifting.json"
+    result = bench(
+        *("--scenario", "shifting", "--targets", "turnout,turnout-py", "--duration", "2"),
+        *("--warmup", "0", "--json", str(out), "--html", str(tmp_path / "shifting.html")),
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert {m["target"] for m in data["measurements"]} == {"turnout", "turnout-py"}
+    for measurement in data["measurements"]:
+        changes = measurement["weight_changes"]
+        # Every 100 ms for 2 s, each acknowledged by the worker before the next.
+        assert changes["changes"] >= 8, changes
+        assert changes["failed"] == 0
+        assert measurement["errors"] == 0
+        stable = measurement["split"]["stable"]
+        # The set share averaged over time is near 50 %, and the backends saw that split.
+        assert 30 < stable["weight_pct"] < 70, stable
+        assert abs(stable["deviation_pp"]) < 5, stable
+    assert "Weight changes during the load" in result.stdout
