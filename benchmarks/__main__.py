@@ -3,6 +3,7 @@
 python -m benchmarks [--scenario NAME ...] [--targets turnout,direct,nginx,haproxy] [--pin]
 python -m benchmarks router [--iterations N]
 python -m benchmarks health [--backends 50] [--interval 1]
+python -m benchmarks idle [--connections 10000] [--targets turnout,nginx,haproxy] [--json PATH]
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks import chart, health_bench, report, router_bench
+from benchmarks import chart, health_bench, idle_bench, report, router_bench
 from benchmarks.processes import ChildError, sigterm_as_interrupt
 from benchmarks.progress import Progress
 from benchmarks.runner import Plan, SetupError, resolve, run
@@ -29,6 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _router(args[1:])
     if args[:1] == ["health"]:
         return _health(args[1:])
+    if args[:1] == ["idle"]:
+        return _idle(args[1:])
     return _proxies(args)
 
 
@@ -141,6 +144,41 @@ def _health(argv: list[str]) -> int:
     return 0
 
 
+def _idle(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"{_prog()} idle",
+        description="Memory (RSS) of each proxy with N idle keep-alive client connections open "
+        "through it, each after one GET /. Everything is started here and stopped at the end.",
+    )
+    parser.add_argument("--connections", type=int, default=10_000, metavar="N")
+    parser.add_argument(
+        "--targets",
+        type=_idle_targets,
+        help=f"comma-separated among {','.join(idle_bench.TARGETS)}; default: all installed",
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    if args.connections < 1:
+        parser.error("--connections must be at least 1")
+    targets = args.targets or idle_bench.installed_targets()
+    progress = Progress()
+    try:
+        with sigterm_as_interrupt():
+            result = idle_bench.run(args.connections, targets, progress.say)
+    except (idle_bench.IdleError, ChildError) as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{parser.prog}: interrupted; every process it started is stopped", file=sys.stderr)
+        return 130
+    print(idle_bench.text(result))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(idle_bench.to_json(result), indent=2) + "\n")
+        progress.say(f"wrote {args.json}")
+    return 0
+
+
 def _router(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog=f"{_prog()} router",
@@ -175,6 +213,13 @@ def _targets(value: str) -> tuple[TargetName, ...]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"choose among {','.join(TARGETS)}")
     return tuple(name for name in TARGETS if name in names)
+
+
+def _idle_targets(value: str) -> tuple[idle_bench.IdleTarget, ...]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names or any(name not in idle_bench.TARGETS for name in names):
+        raise argparse.ArgumentTypeError(f"choose among {','.join(idle_bench.TARGETS)}")
+    return tuple(name for name in idle_bench.TARGETS if name in names)
 
 
 def _seconds(value: str) -> int:
