@@ -251,10 +251,10 @@ def _measure(
     progress.phase(f"measuring {plan.duration}s")
     shifts = None
     if scenario.shift_every is not None and target.admin_port is not None:
-        pools = [pool for pool, _ in plan.weights]
-        with Shifter(target.admin_port, ROUTE, pools, scenario.shift_every) as shifter:
+        initial = dict(plan.weights)
+        with Shifter(target.admin_port, ROUTE, initial, scenario.shift_every) as shifter:
             result = load(plan.duration, "measured")
-        shifts = shifter.result(dict(plan.weights))
+        shifts = shifter.result()
     else:
         result = load(plan.duration, "measured")
     cpu = measure.cpu_seconds(pids) - cpu_before

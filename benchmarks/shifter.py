@@ -39,12 +39,14 @@ def settings(pools: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
 
 
 class Shifter:
-    """`with Shifter(...) as shifter:` changes weights until the block ends; then `result()`."""
+    """`with Shifter(...) as shifter:` changes weights until the block ends, then puts
+    `initial` back (so the next scenario measures the configured split); then `result()`."""
 
-    def __init__(self, admin_port: int, route: str, pools: Sequence[str], every: float) -> None:
+    def __init__(self, admin_port: int, route: str, initial: dict[str, int], every: float) -> None:
         self._admin_port = admin_port
         self._route = route
-        self._pools = tuple(pools)
+        self._initial = dict(initial)
+        self._pools = tuple(initial)
         self._every = every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="weight-shifter", daemon=True)
@@ -68,6 +70,12 @@ class Shifter:
         self._stop.set()
         self._thread.join(timeout=10)
         self._stopped = time.monotonic()
+        connection = http.client.HTTPConnection("127.0.0.1", self._admin_port, timeout=5)
+        try:
+            if not self._put(connection, self._initial):
+                raise RuntimeError(f"could not restore the weights {self._initial}")
+        finally:
+            connection.close()
 
     def _run(self) -> None:
         high, low = settings(self._pools)
@@ -104,8 +112,9 @@ class Shifter:
             return False
         return response.status == 200
 
-    def result(self, initial: dict[str, int]) -> ShiftResult:
-        """What happened; `initial` is the setting in force before the first change."""
+    def result(self) -> ShiftResult:
+        """What happened while the block ran."""
+        initial = self._initial
         spans = [(self._started, initial), *self._in_force]
         seconds = {pool: 0.0 for pool in self._pools}
         for (begin, weights), (end, _) in zip(

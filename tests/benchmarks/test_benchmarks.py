@@ -187,13 +187,15 @@ def test_shifting_swings_the_first_pool_between_90_and_10_percent() -> None:
 def test_weights_shift_during_the_load_without_errors(tmp_path: Path) -> None:
     out = tmp_path / "shifting.json"
     result = bench(
-        *("--scenario", "shifting", "--targets", "turnout,turnout-py", "--duration", "2"),
-        *("--warmup", "0", "--json", str(out), "--html", str(tmp_path / "shifting.html")),
+        *("--scenario", "shifting", "--scenario", "small", "--targets", "turnout,turnout-py"),
+        *("--duration", "2", "--warmup", "0", "--json", str(out)),
+        *("--html", str(tmp_path / "shifting.html")),
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
-    assert {m["target"] for m in data["measurements"]} == {"turnout", "turnout-py"}
-    for measurement in data["measurements"]:
+    shifting = [m for m in data["measurements"] if m["scenario"] == "shifting"]
+    assert {m["target"] for m in shifting} == {"turnout", "turnout-py"}
+    for measurement in shifting:
         changes = measurement["weight_changes"]
         # Every 100 ms for 2 s, each acknowledged by the worker before the next.
         assert changes["changes"] >= 8, changes
@@ -204,3 +206,8 @@ def test_weights_shift_during_the_load_without_errors(tmp_path: Path) -> None:
         assert 30 < stable["weight_pct"] < 70, stable
         assert abs(stable["deviation_pp"]) < 5, stable
     assert "Weight changes during the load" in result.stdout
+    # The configured weights are back for the next scenario.
+    for measurement in data["measurements"]:
+        if measurement["scenario"] == "small":
+            assert measurement["split"]["stable"]["weight_pct"] == 50
+            assert abs(measurement["split"]["stable"]["deviation_pp"]) < 5, measurement["split"]
