@@ -164,17 +164,3 @@ class Sum:
     @property
     def requests(self) -> int:
         return sum(self.codes.values())
-
-    def __reduce__(self) -> tuple[type[RouteReport], tuple[object, ...]]:
-        # Reports cross the worker -> control channel pickled. Compiled (mypyc) frozen
-        # dataclasses refuse pickle's default field-by-field restore; a constructor call works
-        # in both builds.
-        return RouteReport, (
-            self.inflight,
-            self.codes,
-            self.rules,
-            self.buckets,
-            self.duration_sum,
-            self.bytes_in,
-            self.bytes_out,
-        )
