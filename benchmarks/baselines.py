@@ -1,9 +1,11 @@
 """The baselines' configurations: nginx and haproxy as proxies making the same weighted split.
 
 Both split by weighted round robin over all backends, with each backend weighted by its pool's
-share divided among the pool's backends; neither needs stickiness, since the benchmark's
-clients send no cookie and turnout splits them at random. Both reuse backend connections, as
-turnout does, and add X-Forwarded-For as turnout does, so each does comparable work.
+share divided among the pool's backends. Neither hashes the sticky cookie: in every scenario
+but `sticky` the clients send none and turnout splits them at random too; in `sticky` the
+baselines still split round robin, so that row measures what turnout's cookie hash costs it,
+not a like-for-like comparison. Both reuse backend connections, as turnout does, and add
+X-Forwarded-For as turnout does, so each does comparable work.
 """
 
 from __future__ import annotations
