@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,18 +14,8 @@ from helpers import (
     parse_responses,
     read_request_head,
     running_proxy,
-    start_backend,
     start_raw_backend,
 )
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[Backend]:
-    started = await start_backend("app")
-    try:
-        yield started
-    finally:
-        await started.stop()
 
 
 def route_to(url: str, **downstream: float) -> dict[str, object]:

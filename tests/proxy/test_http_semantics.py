@@ -52,15 +52,6 @@ async def site(request: web.Request) -> web.StreamResponse:
 
 
 @pytest.fixture
-async def backend() -> AsyncIterator[Backend]:
-    started = await start_backend("app")
-    try:
-        yield started
-    finally:
-        await started.stop()
-
-
-@pytest.fixture
 async def site_backend() -> AsyncIterator[Backend]:
     started = await start_backend("site", site)
     try:

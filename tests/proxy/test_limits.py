@@ -6,25 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
-from helpers import Backend, config, exchange_raw, parse_responses, running_proxy, start_backend
+from helpers import Backend, config, exchange_raw, parse_responses, running_proxy
 
 HEADER_TIMEOUT = 0.5
 KEEPALIVE_TIMEOUT = 0.5
 MAX_HEADER_BYTES = 2048
 MAX_HEADERS = 10
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[Backend]:
-    started = await start_backend("app")
-    try:
-        yield started
-    finally:
-        await started.stop()
 
 
 def route_to(url: str, **downstream: float) -> dict[str, object]:

@@ -21,20 +21,10 @@ from helpers import (
     parse_responses,
     read_request_head,
     running_proxy,
-    start_backend,
     start_raw_backend,
 )
 
 FAST = {"header_timeout": 0.5, "keepalive_timeout": 1.0}
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[Backend]:
-    started = await start_backend("app")
-    try:
-        yield started
-    finally:
-        await started.stop()
 
 
 @pytest.fixture
