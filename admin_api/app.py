@@ -3,8 +3,9 @@
 Every endpoint is declared once in `ENDPOINTS`: method, path, handler, request and response
 models. The application, the validation of request bodies and the OpenAPI document
 (admin_api.openapi) are all made from that table, so none of them can drift from the others.
-Reads are GET; every change is a POST, PUT, PATCH or DELETE that returns only once every worker
-routes by it; GET on a path that only changes things is 405.
+Reads are GET (and HEAD for the probes /healthz and /ready); every change is a POST, PUT, PATCH
+or DELETE that returns only once every worker routes by it; GET on a path that only changes
+things is 405.
 """
 
 from __future__ import annotations
@@ -64,6 +65,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         system.ready,
         "Readiness (503 while starting, restarting a worker, or draining)",
         models.Ready,
+        public=True,
+        errors=(503,),
+    ),
+    # Load balancers often probe with HEAD (HAProxy's `option httpchk HEAD /ready`, AWS target
+    # groups): the same status, no body.
+    Endpoint("HEAD", "/healthz", system.healthz, "Liveness, status only", None, public=True),
+    Endpoint(
+        "HEAD",
+        "/ready",
+        system.ready,
+        "Readiness, status only (503 while starting, restarting a worker, or draining)",
+        None,
         public=True,
         errors=(503,),
     ),

@@ -49,7 +49,9 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
     for endpoint in endpoints:
         operation: dict[str, Any] = {
             "summary": endpoint.summary,
-            "operationId": endpoint.handler.__name__,
+            # HEAD shares its GET's handler; operation ids must still be unique.
+            "operationId": endpoint.handler.__name__
+            + ("Head" if endpoint.method == "HEAD" else ""),
             "responses": {},
         }
         parameters = [
@@ -85,7 +87,9 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
                 "content": {"application/json": {"schema": ref(endpoint.body)}},
             }
         success: dict[str, Any] = {"description": STATUS_TEXT.get(endpoint.status, "OK")}
-        if endpoint.response is not None:
+        if endpoint.method == "HEAD":
+            pass  # a status and headers, never a body
+        elif endpoint.response is not None:
             success["content"] = {endpoint.media: {"schema": ref(endpoint.response)}}
         elif endpoint.media.startswith("text/"):
             success["content"] = {endpoint.media: {"schema": {"type": "string"}}}
@@ -93,10 +97,9 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
             success["content"] = {endpoint.media: {"schema": {"type": "object"}}}
         operation["responses"][str(endpoint.status)] = success
         for status in endpoint.errors:
-            operation["responses"][str(status)] = {
-                "description": STATUS_TEXT.get(status, "Error"),
-                "content": problem,
-            }
+            operation["responses"][str(status)] = {"description": STATUS_TEXT.get(status, "Error")}
+            if endpoint.method != "HEAD":
+                operation["responses"][str(status)]["content"] = problem
         if endpoint.public:
             operation["security"] = []
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation

@@ -138,6 +138,16 @@ def test_probes_and_the_api_document_need_no_token(
     assert body
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/ready"])
+def test_probes_answer_head_with_the_status_and_no_body(anonymous: Api, ci: Api, path: str) -> None:
+    reply = anonymous.call("HEAD", path)
+    assert reply.status == 200
+    assert reply.raw == b""
+    assert reply.headers["Content-Type"].startswith("application/json")
+    # HEAD stays a probe: it changes nothing and is not a way around the 405 of write paths.
+    assert ci.call("HEAD", "/v1/routes/web/switch").status == 405
+
+
 def test_tokens_never_appear_in_the_log_the_answers_or_the_state_file(
     proxy: ProxyProcess, ci: Api, anonymous: Api
 ) -> None:

@@ -48,6 +48,8 @@ async def test_sigterm_lets_every_accepted_request_finish_and_exits_0() -> None:
             status, body = await asyncio.to_thread(proxy.admin, "GET", "/ready")
             assert status == 503
             assert body["status"] == "draining"
+            # A load balancer probing with HEAD sees the same: 503, and no body.
+            assert await asyncio.to_thread(proxy.admin, "HEAD", "/ready") == (503, None)
 
             results = await asyncio.gather(*requests)
             code = await asyncio.to_thread(proxy.process.wait, 10)
