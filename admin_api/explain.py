@@ -11,10 +11,17 @@ from random import getrandbits
 
 from admin_api import models
 from router import RequestMeta, Snapshot, decide, normalise_host
+from router.paths import needs_normalising, normalise_path
 from router.split import percentages
 
 
-def explain_request(ask: models.ExplainRequest, snapshot: Snapshot) -> models.ExplainView:
+def explain_request(
+    ask: models.ExplainRequest,
+    snapshot: Snapshot,
+    normalize: bool = True,
+    merge_slashes: bool = False,
+) -> models.ExplainView:
+    """Raises router.paths.InvalidPath for a path the proxy would answer 400."""
     headers = {name.lower(): value for name, value in ask.headers.items()}
     cookie = headers.get("cookie")
     if ask.cookies:
@@ -22,6 +29,11 @@ def explain_request(ask: models.ExplainRequest, snapshot: Snapshot) -> models.Ex
         cookie = f"{cookie}; {pairs}" if cookie else pairs
     host = normalise_host(ask.host or headers.get("host", ""))
     path = ask.path.split("?", 1)[0] or "/"
+    # As the data plane's admission does (latin-1: the bytes of the request line, one to one).
+    if normalize and path.startswith("/"):
+        raw = path.encode("latin-1")
+        if needs_normalising(raw, merge_slashes):
+            path = normalise_path(raw, merge_slashes).decode("latin-1")
     roll = ask.roll if ask.roll is not None else getrandbits(64)
     decision = decide(RequestMeta(host, path, headers, cookie), snapshot, roll)
     route, pool = decision.route, decision.pool
@@ -58,6 +70,7 @@ def explain_request(ask: models.ExplainRequest, snapshot: Snapshot) -> models.Ex
         ]
     return models.ExplainView(
         revision=snapshot.revision,
+        path=path,
         route=route.name if route else None,
         rule=decision.rule,
         rule_name=decision.rule_name,

@@ -258,6 +258,8 @@ class ExplainView(Model):
     """Where the request would go, and why."""
 
     revision: int
+    path: str
+    """The path routes matched: normalised as the proxy does ([downstream] normalize_path)."""
     route: str | None
     rule: str
     """header | cookie | weighted | active | no-route"""

@@ -12,6 +12,7 @@ from admin_api.http import actor, body, respond
 from admin_api.problems import Problem
 from admin_api.views import change_view
 from proxy.config import ConfigError
+from router.paths import InvalidPath
 
 HISTORY_PAGE = 100
 
@@ -96,5 +97,16 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def explain(request: web.Request) -> web.Response:
     ask = body(request, models.ExplainRequest)
-    snapshot = request.app[CONTROL].snapshot
-    return respond(explain_request(ask, snapshot), revision=snapshot.revision)
+    control = request.app[CONTROL]
+    snapshot, downstream = control.snapshot, control.settings.downstream
+    try:
+        view = explain_request(ask, snapshot, downstream.normalize_path, downstream.merge_slashes)
+    except InvalidPath as error:
+        raise Problem(
+            422,
+            "invalid-body",
+            "Invalid request body",
+            "the proxy answers a request with this path 400",
+            [{"field": "path", "message": str(error)}],
+        ) from None
+    return respond(view, revision=snapshot.revision)

@@ -1,8 +1,9 @@
 """Admitting a parsed request, and presenting it to the router: two pure phases.
 
 `admit` applies the RFC 9112 rules llhttp leaves to the application (exactly one Host on
-HTTP/1.1, supported versions and Expect values, no CONNECT) and rewrites an absolute-form target
-to origin form, which servers must accept (RFC 9112 §3.2.2) but many backends do not.
+HTTP/1.1, supported versions and Expect values, no CONNECT), rewrites an absolute-form target
+to origin form, which servers must accept (RFC 9112 §3.2.2) but many backends do not, and
+normalises the path (router.paths) so that routing and the backend read the same one.
 `request_meta` is the adapter from the parsed head to the router's `RequestMeta`.
 """
 
@@ -17,10 +18,14 @@ from proxy.failures import (
 )
 from proxy.headers import RequestHead
 from router import RequestMeta, Snapshot, normalise_host
+from router.paths import InvalidPath, needs_normalising, normalise_path
 
 
-def admit(head: RequestHead, version: str) -> ProxyError | None:
-    """Check and normalise a request head in place; the error to answer with, if any."""
+def admit(
+    head: RequestHead, version: str, normalize: bool = True, merge_slashes: bool = False
+) -> ProxyError | None:
+    """Check and normalise a request head in place; the error to answer with, if any.
+    `normalize`, `merge_slashes`: [downstream] normalize_path and merge_slashes."""
     if version == "1.1":
         head.version = b"1.1"
     elif version == "1.0":
@@ -47,6 +52,18 @@ def admit(head: RequestHead, version: str) -> ProxyError | None:
         return BadRequest("more than one Host header")
     elif head.host_count == 0 and head.version == b"1.1":
         return BadRequest("HTTP/1.1 request without a Host header")
+    # Most targets need no work at all: one scan of the whole target decides (a query with a
+    # "%" or "/." only costs the split). Origin form only: "*" (OPTIONS *) has no path.
+    if normalize and needs_normalising(head.target, merge_slashes):
+        target = head.target
+        query = target.find(b"?")
+        path = target if query == -1 else target[:query]
+        if path.startswith(b"/"):
+            try:
+                path = normalise_path(path, merge_slashes)
+            except InvalidPath as error:
+                return BadRequest(str(error))
+            head.target = path if query == -1 else path + target[query:]
     if head.expect is not None:
         if head.expect.lower() != b"100-continue":
             return ExpectationFailed("only 'Expect: 100-continue' is supported")

@@ -146,6 +146,10 @@ class DownstreamConfig(_Section):
     keepalive_timeout: Seconds = 75.0
     max_header_bytes: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
     max_headers: int = Field(100, ge=8, le=1000)
+    # Envoy's names for the same switches. On by default here (off in Envoy): a path prefix
+    # only separates routes if turnout reads a path as the backend will (router/paths.py).
+    normalize_path: bool = True
+    merge_slashes: bool = False
 
 
 class UpstreamConfig(_Section):

@@ -153,6 +153,8 @@ class DataPlane:
         self.keepalive_timeout = downstream.keepalive_timeout
         self.max_header_bytes = downstream.max_header_bytes
         self.max_headers = downstream.max_headers
+        self.normalize_path = downstream.normalize_path
+        self.merge_slashes = downstream.merge_slashes
         self.connect_timeout = upstream.connect_timeout
         self.read_timeout = upstream.read_timeout
         self.retries = upstream.retries

@@ -306,7 +306,8 @@ class Downstream(asyncio.Protocol):
         head.keep_alive = parser.should_keep_alive()
         if not parser.should_upgrade():
             head.upgrade = None
-        rejection = admit(head, parser.get_http_version())
+        dp = self.dp
+        rejection = admit(head, parser.get_http_version(), dp.normalize_path, dp.merge_slashes)
         exchange = Exchange(self, head, self.installed, rejection)
         self.receiving = exchange
         self.queue.append(exchange)

@@ -40,6 +40,7 @@ MODULES = (
     "router.decide",
     "router.decision",
     "router.hashing",
+    "router.paths",
     "router.pick",
     "router.snapshot",
     "router.split",

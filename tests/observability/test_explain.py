@@ -236,6 +236,15 @@ async def test_what_depends_on_the_draw_says_so_and_a_fixed_roll_reproduces_it(
     assert pools == {"stable", "canary"}
 
 
+async def test_the_path_is_normalised_as_the_proxy_normalises_it(instance: Instance) -> None:
+    for raw in ("/w/../bg/page", "/w/%2e%2e/bg/page", "/%62g/page"):
+        header = await decided(instance, raw)
+        view = await explain(instance.proxy, {"path": raw})
+        agree(header, view)
+        assert (view["path"], view["route"]) == ("/bg/page", "bg")
+    assert (await explain(instance.proxy, {"path": "/app/x?a=/../b"}))["path"] == "/app/x"
+
+
 async def test_explaining_sends_nothing_to_any_backend(instance: Instance) -> None:
     proxy = instance.proxy
     before = instance.received()
@@ -261,6 +270,7 @@ async def test_explaining_sends_nothing_to_any_backend(instance: Instance) -> No
         ({"cookies": {"tid": 1}}, "cookies.tid"),
         ({"roll": "seven"}, "roll"),
         ({"roll": -1}, "roll"),
+        ({"path": "/app/%zz"}, "path"),
     ],
     ids=[
         "unknown field",
@@ -269,6 +279,7 @@ async def test_explaining_sends_nothing_to_any_backend(instance: Instance) -> No
         "cookie not a string",
         "roll not a number",
         "negative roll",
+        "a path the proxy answers 400",
     ],
 )
 async def test_a_bad_explain_body_is_a_problem(
