@@ -31,7 +31,7 @@ DEFAULT_TARGETS: tuple[TargetName, ...] = ("turnout", "direct", "nginx", "haprox
 `turnout-py` (TURNOUT_NATIVE=off: the pure-Python sources, not the mypyc build) what compiling
 the hot path buys."""
 
-STICKY_COOKIE = "turnout-id"
+STICKY_COOKIE = baselines.STICKY_COOKIE
 ROUTE = "web"
 """turnout's one route under test."""
 TESTER_HEADER = ("x-canary", "always")

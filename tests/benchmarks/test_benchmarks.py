@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -211,3 +212,27 @@ def test_weights_shift_during_the_load_without_errors(tmp_path: Path) -> None:
         if measurement["scenario"] == "small":
             assert measurement["split"]["stable"]["weight_pct"] == 50
             assert abs(measurement["split"]["stable"]["deviation_pp"]) < 5, measurement["split"]
+
+
+@pytest.mark.parametrize("proxy", ["nginx", "haproxy"])
+def test_the_baselines_are_sticky_as_turnout_is(tmp_path: Path, proxy: str) -> None:
+    """With the sticky cookie one user stays on one pool; without it, the weighted split."""
+    for tool in ("wrk", "nginx", proxy):
+        if shutil.which(tool) is None:
+            pytest.skip(f"needs {tool} (Debian package {tool})")
+    out = tmp_path / "sticky.json"
+    result = bench(
+        *("--scenario", "sticky", "--scenario", "small", "--targets", f"turnout,{proxy}"),
+        *("--duration", "1", "--warmup", "0", "--json", str(out)),
+        *("--html", str(tmp_path / "sticky.html")),
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    shares = {
+        (m["scenario"], m["target"]): sorted(p["share_pct"] for p in m["split"].values())
+        for m in data["measurements"]
+    }
+    # The same one user lands in one pool, whichever proxy hashes the cookie.
+    assert shares[("sticky", proxy)] == shares[("sticky", "turnout")] == [0.0, 100.0]
+    low, high = shares[("small", proxy)]
+    assert 40 < low <= high < 60, shares
