@@ -11,7 +11,7 @@ from random import getrandbits
 
 from admin_api import models
 from router import RequestMeta, Snapshot, decide, normalise_host
-from router.paths import needs_normalising, normalise_path
+from router.paths import normalise_target
 from router.split import percentages
 
 
@@ -29,11 +29,8 @@ def explain_request(
         cookie = f"{cookie}; {pairs}" if cookie else pairs
     host = normalise_host(ask.host or headers.get("host", ""))
     path = ask.path.split("?", 1)[0] or "/"
-    # As the data plane's admission does (latin-1: the bytes of the request line, one to one).
-    if normalize and path.startswith("/"):
-        raw = path.encode("latin-1")
-        if needs_normalising(raw, merge_slashes):
-            path = normalise_path(raw, merge_slashes).decode("latin-1")
+    if normalize:  # as the data plane's admission does (latin-1: the request line's bytes)
+        path = normalise_target(path.encode("latin-1"), merge_slashes).decode("latin-1")
     roll = ask.roll if ask.roll is not None else getrandbits(64)
     decision = decide(RequestMeta(host, path, headers, cookie), snapshot, roll)
     route, pool = decision.route, decision.pool

@@ -18,7 +18,7 @@ from proxy.failures import (
 )
 from proxy.headers import RequestHead
 from router import RequestMeta, Snapshot, normalise_host
-from router.paths import InvalidPath, needs_normalising, normalise_path
+from router.paths import InvalidPath, normalise_target
 
 
 def admit(
@@ -52,18 +52,11 @@ def admit(
         return BadRequest("more than one Host header")
     elif head.host_count == 0 and head.version == b"1.1":
         return BadRequest("HTTP/1.1 request without a Host header")
-    # Most targets need no work at all: one scan of the whole target decides (a query with a
-    # "%" or "/." only costs the split). Origin form only: "*" (OPTIONS *) has no path.
-    if normalize and needs_normalising(head.target, merge_slashes):
-        target = head.target
-        query = target.find(b"?")
-        path = target if query == -1 else target[:query]
-        if path.startswith(b"/"):
-            try:
-                path = normalise_path(path, merge_slashes)
-            except InvalidPath as error:
-                return BadRequest(str(error))
-            head.target = path if query == -1 else path + target[query:]
+    if normalize:
+        try:
+            head.target = normalise_target(head.target, merge_slashes)
+        except InvalidPath as error:
+            return BadRequest(str(error))
     if head.expect is not None:
         if head.expect.lower() != b"100-continue":
             return ExpectationFailed("only 'Expect: 100-continue' is supported")

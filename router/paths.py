@@ -43,6 +43,21 @@ def needs_normalising(path: bytes, merge_slashes: bool) -> bool:
     )
 
 
+def normalise_target(target: bytes, merge_slashes: bool = False) -> bytes:
+    """A request target with its path normalised and its query as it was; anything but origin
+    form (`*` of OPTIONS *) unchanged. Returns `target` itself when nothing changes."""
+    # Most targets need no work: one scan of the whole target decides (a query holding a "%"
+    # or "/." only costs the split).
+    if not needs_normalising(target, merge_slashes):
+        return target
+    query = target.find(b"?")
+    path = target if query == -1 else target[:query]
+    if not path.startswith(b"/"):
+        return target
+    path = normalise_path(path, merge_slashes)
+    return path if query == -1 else path + target[query:]
+
+
 def normalise_path(path: bytes, merge_slashes: bool = False) -> bytes:
     """`path` (origin form, starting with "/", without the query) normalised; see the module."""
     if PERCENT in path:

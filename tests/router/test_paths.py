@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router.paths import InvalidPath, needs_normalising, normalise_path
+from router.paths import InvalidPath, needs_normalising, normalise_path, normalise_target
 
 CASES = [
     # (raw, normalised, normalised with merge_slashes)
@@ -64,3 +64,21 @@ def test_plain_paths_are_left_alone_without_work() -> None:
 def test_a_malformed_escape_is_invalid(raw: bytes) -> None:
     with pytest.raises(InvalidPath):
         normalise_path(raw)
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        (b"/a/../b?next=/../c%zz", b"/b?next=/../c%zz"),  # the query is never read
+        (b"/plain?q=%41", b"/plain?q=%41"),
+        (b"*", b"*"),  # OPTIONS *: no path
+        (b"/a/./b", b"/a/b"),
+    ],
+)
+def test_normalise_target_touches_the_path_only(target: bytes, expected: bytes) -> None:
+    assert normalise_target(target) == expected
+
+
+def test_an_unchanged_target_is_returned_as_is() -> None:
+    target = b"/api/v1/items?x=1"
+    assert normalise_target(target) is target
