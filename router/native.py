@@ -45,6 +45,7 @@ MODULES = (
     "router.snapshot",
     "router.split",
     "proxy.admission",
+    "proxy.dataplane",
     "proxy.downstream",
     "proxy.exchange",
     "proxy.headers",
