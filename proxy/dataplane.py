@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from time import monotonic
-from typing import Any
+from typing import Any, Final
 
 from proxy.access_log import AccessLog
 from proxy.admission import route_host
@@ -31,7 +31,7 @@ from proxy.metrics import NO_ROUTE, BackendReport, RouteReport, RouteStats
 from proxy.upstream import ConnectionPool
 from router import Snapshot
 
-REPORT_INTERVAL = 1.0
+REPORT_INTERVAL: Final = 1.0
 
 
 class Target:
@@ -325,9 +325,10 @@ class DataPlane:
         return host
 
     def new_request_id(self) -> bytes:
-        """Unique per process without a system call: a random prefix and a counter."""
+        """Unique per process without a system call: a random prefix and a counter (32 hex
+        digits in all). The prefix is concatenated, not formatted in: "%s" of bytes is slow."""
         self._request_counter += 1
-        return b"%s%016x" % (self._request_prefix, self._request_counter)
+        return self._request_prefix + b"%016x" % self._request_counter
 
     # Deadlines and idle connections
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from httptools import (
     HttpParserCallbackError,
@@ -58,9 +58,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("turnout.proxy")
 
-MAX_PIPELINED = 16
+MAX_PIPELINED: Final = 16
 
-LINGER = 2.0
+LINGER: Final = 2.0
 """Seconds a closing connection keeps reading (and discarding) what the client still sends."""
 
 
@@ -304,7 +304,7 @@ class Downstream(asyncio.Protocol):
         parser = self.parser
         head.method = parser.get_method()
         head.keep_alive = parser.should_keep_alive()
-        if not parser.should_upgrade():
+        if head.upgrade is not None and not parser.should_upgrade():
             head.upgrade = None
         dp = self.dp
         rejection = admit(head, parser.get_http_version(), dp.normalize_path, dp.merge_slashes)

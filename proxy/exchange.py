@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from bisect import bisect_left
 from random import getrandbits
 from time import perf_counter, time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from proxy.access_log import now as access_log_now
 from proxy.admission import request_meta
@@ -67,13 +66,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("turnout.proxy")
 
-BUFFER_LIMIT = 256 * 1024
+BUFFER_LIMIT: Final = 256 * 1024
 """Client body bytes held while no backend connection is ready before reading pauses."""
 
-REPLAY_LIMIT = 64 * 1024
+REPLAY_LIMIT: Final = 64 * 1024
 """Bytes of a request kept after sending, so a stale keep-alive connection can be retried."""
 
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def _small(out: list[bytes]) -> bool:
+    """Whether these few buffers are worth copying into one (a native loop, no map/sum)."""
+    size = 0
+    for part in out:
+        size += len(part)
+    return size <= 16384
 
 
 class Exchange:
@@ -459,9 +466,10 @@ class Exchange:
                 transport = ds.transport
                 assert transport is not None
                 # One buffer for a small response (head and body): a single send, no iovec.
-                if len(out) == 1:
+                count = len(out)
+                if count == 1:
                     transport.write(out[0])
-                elif len(out) <= 4 and sum(map(len, out)) <= 16384:
+                elif count <= 4 and _small(out):
                     transport.write(b"".join(out))
                 else:
                     transport.writelines(out)
@@ -651,12 +659,7 @@ class Exchange:
         stats.bytes_out += self.bytes_out
         decision = self.decision
         rule = decision.rule if decision is not None else "none"
-        # RouteStats.finished, inlined: this runs once per request.
-        codes, rules = stats.codes, stats.rules
-        codes[status] = codes.get(status, 0) + 1
-        rules[rule] = rules.get(rule, 0) + 1
-        stats.buckets[bisect_left(stats.bounds, duration)] += 1
-        stats.duration_sum += duration
+        stats.finished(status, rule, duration)
         log = dp.access_log
         if log is not None and log.wanted():
             log.write(self.log_fields(status, duration))

@@ -224,29 +224,24 @@ def upstream_request_head(
     The body is framed by Content-Length when the client gave one, else chunked when the client
     sent chunked (the proxy re-chunks what it forwards), else there is none.
     """
-    parts = [head.method, b" ", head.target, b" HTTP/1.1\r\nHost: ", host, b"\r\n"]
+    # Each constant piece carries the line break in front of it: fewer pieces to join.
+    parts = [head.method, b" ", head.target, b" HTTP/1.1\r\nHost: ", host]
     extra = _named_by_connection(head.connection) if head.connection else None
     for name, value in head.headers:
         if extra and name.lower() in extra:
             continue
-        parts += (name, b": ", value, b"\r\n")
-    parts += (
-        b"X-Forwarded-For: ",
-        forwarded_for,
-        b"\r\nX-Forwarded-Proto: ",
-        forwarded_proto,
-        b"\r\n",
-    )
+        parts += (b"\r\n", name, b": ", value)
+    parts += (b"\r\nX-Forwarded-For: ", forwarded_for, b"\r\nX-Forwarded-Proto: ", forwarded_proto)
     if forwarded_host:  # an HTTP/1.0 client may send no Host at all
-        parts += (b"X-Forwarded-Host: ", forwarded_host, b"\r\n")
-    parts += (b"X-Request-Id: ", request_id, b"\r\n")
+        parts += (b"\r\nX-Forwarded-Host: ", forwarded_host)
+    parts += (b"\r\nX-Request-Id: ", request_id)
     if head.chunked:
-        parts.append(b"Transfer-Encoding: chunked\r\n")
+        parts.append(b"\r\nTransfer-Encoding: chunked")
     elif head.content_length is not None:
-        parts += (b"Content-Length: ", head.content_length, b"\r\n")
+        parts += (b"\r\nContent-Length: ", head.content_length)
     if head.upgrade is not None:
-        parts += (b"Connection: upgrade\r\nUpgrade: ", head.upgrade, b"\r\n")
-    parts.append(b"\r\n")
+        parts += (b"\r\nConnection: upgrade\r\nUpgrade: ", head.upgrade)
+    parts.append(b"\r\n\r\n")
     return b"".join(parts)
 
 
@@ -280,35 +275,39 @@ def downstream_response_head(
     debug: bytes | None = None,
 ) -> bytes:
     """The status line and headers to send to the client."""
-    key = (response.status, response.reason)
-    status_line = _STATUS_LINES.get(key)
-    if status_line is None:
-        status_line = b"HTTP/1.1 %d %s\r\n" % key
-        if len(_STATUS_LINES) < 512:  # bounded: the reason phrase comes from the backend
-            _STATUS_LINES[key] = status_line
+    status, reason = response.status, response.reason
+    cached = _STATUS_LINES.get(status)  # an int key: no tuple to build and hash
+    if cached is not None and cached[0] == reason:
+        status_line = cached[1]
+    else:
+        status_line = b"HTTP/1.1 %d %s" % (status, reason)
+        if cached is None:  # the first reason phrase seen for a status is the one kept
+            _STATUS_LINES[status] = (reason, status_line)
+    # The status line is kept without its line break: each piece carries the break in front
+    # of it, so there are fewer pieces to join.
     parts = [status_line]
     extra = _named_by_connection(response.connection) if response.connection else None
     for name, value in response.headers:
         if extra and name.lower() in extra:
             continue
-        parts += (name, b": ", value, b"\r\n")
+        parts += (b"\r\n", name, b": ", value)
     if response.content_length is not None and (framing in (FRAME_LENGTH, FRAME_NONE)):
         # Kept on HEAD and 304 too: it tells the client the size a GET would have returned.
         if response.status != 204 and response.status >= 200:
-            parts += (b"Content-Length: ", response.content_length, b"\r\n")
+            parts += (b"\r\nContent-Length: ", response.content_length)
     elif framing == FRAME_CHUNKED:
-        parts.append(b"Transfer-Encoding: chunked\r\n")
+        parts.append(b"\r\nTransfer-Encoding: chunked")
     if set_cookie is not None:
-        parts += (b"Set-Cookie: ", set_cookie, b"\r\n")
+        parts += (b"\r\nSet-Cookie: ", set_cookie)
     if debug is not None:
-        parts += (b"x-turnout-decision: ", debug, b"\r\n")
+        parts += (b"\r\nx-turnout-decision: ", debug)
     if upgrade is not None:
-        parts += (b"Connection: upgrade\r\nUpgrade: ", upgrade, b"\r\n")
+        parts += (b"\r\nConnection: upgrade\r\nUpgrade: ", upgrade)
     elif not keep_alive or framing == FRAME_CLOSE:
-        parts.append(b"Connection: close\r\n")
+        parts.append(b"\r\nConnection: close")
     elif not client_http11:
-        parts.append(b"Connection: keep-alive\r\n")
-    parts.append(b"\r\n")
+        parts.append(b"\r\nConnection: keep-alive")
+    parts.append(b"\r\n\r\n")
     return b"".join(parts)
 
 
@@ -319,5 +318,5 @@ def chunk(data: bytes) -> tuple[bytes, bytes, bytes]:
 
 LAST_CHUNK: Final = b"0\r\n\r\n"
 
-_STATUS_LINES: dict[tuple[int, bytes], bytes] = {}
-"""Status lines already built, by (status, reason)."""
+_STATUS_LINES: Final[dict[int, tuple[bytes, bytes]]] = {}
+"""Status lines already built: status -> (reason, line). Bounded: llhttp takes three digits."""

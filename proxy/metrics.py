@@ -13,10 +13,10 @@ kinds) and status codes: never from request data, so no client can add a series.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from dataclasses import dataclass, field
+from typing import Final
 
-NO_ROUTE = "(none)"
+NO_ROUTE: Final = "(none)"
 """Route and pool label of requests answered before routing (malformed, no route)."""
 
 
@@ -54,8 +54,14 @@ class RouteStats:
         codes[status] = codes.get(status, 0) + 1
         rules = self.rules
         rules[rule] = rules.get(rule, 0) + 1
-        # "le" buckets: a duration equal to a bound belongs to that bound's bucket.
-        self.buckets[bisect_left(self.bounds, duration)] += 1
+        # "le" buckets: a duration equal to a bound belongs to that bound's bucket. A loop, not
+        # bisect: compiled, a dozen float comparisons cost less than one call to bisect_left.
+        index = 0
+        for bound in self.bounds:
+            if duration <= bound:
+                break
+            index += 1
+        self.buckets[index] += 1
         self.duration_sum += duration
 
     def report(self) -> RouteReport:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from httptools import (
     HttpParserCallbackError,
@@ -155,7 +155,13 @@ class UpstreamConnection(asyncio.Protocol):
         if self.head_bytes > self.pool.max_head_bytes:
             raise UpstreamBadResponse("response head too large")
         response = self.response
-        kind = _RESPONSE_SPECIAL.get(name.lower()) if len(name) in _SPECIAL_LENGTHS else None
+        size = len(name)
+        kind = None
+        if size < _LONGEST and _SPECIAL_LENGTHS[size]:
+            # Most backends spell these as listed: one lookup, no lower-cased copy.
+            kind = _RESPONSE_SPECIAL.get(name)
+            if kind is None:
+                kind = _RESPONSE_SPECIAL.get(name.lower())
         if kind is None:
             response.headers.append((name, value))
         elif kind == _CONTENT_LENGTH:
@@ -253,8 +259,12 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.abort()
 
 
-_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _UPGRADE, _HOP = range(5)
-_RESPONSE_SPECIAL = {
+_CONTENT_LENGTH: Final = 0
+_TRANSFER_ENCODING: Final = 1
+_CONNECTION: Final = 2
+_UPGRADE: Final = 3
+_HOP: Final = 4
+_LOWER_CASE: Final = {
     b"content-length": _CONTENT_LENGTH,
     b"transfer-encoding": _TRANSFER_ENCODING,
     b"connection": _CONNECTION,
@@ -264,8 +274,21 @@ _RESPONSE_SPECIAL = {
     b"te": _HOP,
     b"trailer": _HOP,
 }
-"""Response headers the proxy acts on or drops instead of copying (one dict lookup each)."""
-_SPECIAL_LENGTHS = frozenset(len(name) for name in _RESPONSE_SPECIAL)
+_RESPONSE_SPECIAL: Final = {
+    **_LOWER_CASE,
+    **{
+        b"-".join([part.capitalize() for part in name.split(b"-")]): k
+        for name, k in _LOWER_CASE.items()
+    },
+    b"TE": _HOP,
+}
+"""Response headers the proxy acts on or drops instead of copying, by lower-case name and by
+their usual spelling (Content-Length), so that most lookups need no lower-cased copy."""
+_LONGEST: Final = max(len(name) for name in _LOWER_CASE) + 1
+_SPECIAL_LENGTHS: Final = bytes(
+    [size in {len(name) for name in _LOWER_CASE} for size in range(_LONGEST)]
+)
+"""Indexed by a name's length: 1 if some special name has that length (most names do not)."""
 
 
 class ConnectionPool:

@@ -14,7 +14,7 @@ from itertools import accumulate
 from types import MappingProxyType
 from typing import Any
 
-from router.snapshot import Backend, HeaderRule, Pool, Route, Snapshot
+from router.snapshot import Backend, HeaderRule, Pool, Route, Snapshot, Sticky
 from router.spec import HeaderRuleSpec, Health, PoolSpec, RouteSpec, Spec, StickySpec
 from router.split import layout
 
@@ -269,7 +269,11 @@ def _compile_route(spec: RouteSpec, pools: Mapping[str, Pool], problems: list[Pr
         split_pools=split_pools,
         split_bounds=split_bounds,
         active=active,
-        sticky=spec.sticky,
+        sticky=(
+            Sticky(spec.sticky.cookie, spec.sticky.salt, spec.sticky.issue)
+            if spec.sticky is not None
+            else None
+        ),
         cookie_attributes=cookie_attributes,
         fallback=fallback,
         failover=spec.failover,

@@ -18,6 +18,7 @@ path through here is reproducible in a test with a fixed roll. Order of preceden
 from __future__ import annotations
 
 from bisect import bisect_right
+from typing import Final
 
 from router.cookies import cookie_value
 from router.decision import Decision, RequestMeta
@@ -26,7 +27,7 @@ from router.snapshot import Pool, Route, Snapshot
 from router.spec import BUCKETS
 from router.split import layout
 
-NO_ROUTE = Decision(route=None, pool=None, rule="no-route")
+NO_ROUTE: Final = Decision(route=None, pool=None, rule="no-route")
 
 
 def decide(meta: RequestMeta, snapshot: Snapshot, roll: int) -> Decision:
@@ -62,13 +63,13 @@ def fail_over_from(decision: Decision, failed: str, roll: int) -> Decision | Non
             bucket = decision.bucket if decision.bucket is not None else roll % BUCKETS
             name = order[bisect_right(bounds, bucket * 7919 % BUCKETS)]
             target = next(pool for pool in route.split_pools if pool.name == name)
-            return decision._replace(pool=target, fallback_from=failed)
+            return decision.fallen_back(target, failed)
     colour = route.failover_colour  # None unless blue-green with failover auto
     if colour is not None and colour.name != failed and colour.eligible:
-        return decision._replace(pool=colour, fallback_from=failed)
+        return decision.fallen_back(colour, failed)
     fallback = route.fallback
     if fallback is not None and fallback.name != failed and fallback.eligible:
-        return decision._replace(pool=fallback, fallback_from=failed)
+        return decision.fallen_back(fallback, failed)
     return None
 
 
@@ -92,13 +93,13 @@ def _fail_over(decision: Decision, route: Route, pool: Pool, roll: int) -> Decis
         bucket = decision.bucket if decision.bucket is not None else roll % BUCKETS
         scrambled = bucket * 7919 % BUCKETS
         target = route.failover_pools[bisect_right(route.failover_bounds, scrambled)]
-        return decision._replace(pool=target, fallback_from=pool.name)
+        return decision.fallen_back(target, pool.name)
     colour = route.failover_colour
     if colour is not None and colour.eligible:
-        return decision._replace(pool=colour, fallback_from=pool.name)
+        return decision.fallen_back(colour, pool.name)
     fallback = route.fallback
     if fallback is not None and fallback.eligible:
-        return decision._replace(pool=fallback, fallback_from=pool.name)
+        return decision.fallen_back(fallback, pool.name)
     return decision
 
 
@@ -130,4 +131,10 @@ def new_cookie_value(roll: int) -> str:
 
 
 def _split(route: Route, bucket: int) -> Pool:
-    return route.split_pools[bisect_right(route.split_bounds, bucket)]
+    # bisect_right as a loop: compiled, a few integer comparisons cost less than the call.
+    index = 0
+    for bound in route.split_bounds:
+        if bucket < bound:
+            break
+        index += 1
+    return route.split_pools[index]

@@ -20,8 +20,10 @@ nginx answers): such a path has no single reading a proxy and a backend would ag
 
 from __future__ import annotations
 
-UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-HEX = frozenset(b"0123456789abcdefABCDEF")
+from typing import Final
+
+UNRESERVED: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+HEX: Final = frozenset(b"0123456789abcdefABCDEF")
 
 
 class InvalidPath(ValueError):

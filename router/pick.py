@@ -13,7 +13,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Collection, Sequence
 from itertools import accumulate
-from typing import Protocol
+from typing import Final, Protocol
 
 from router.snapshot import Pool
 
@@ -69,7 +69,7 @@ def pick_backend(
     return second
 
 
-RAMP_FLOOR = 0.1
+RAMP_FLOOR: Final = 0.1
 """A backend in slow start begins at a tenth of its weight (Envoy's min_weight_percent)."""
 
 

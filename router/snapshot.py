@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from router.spec import AdminState, Failover, Health, MatchKind, Mode, Spec, StickySpec
+from router.spec import AdminState, Failover, Health, MatchKind, Mode, Spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +82,16 @@ class HeaderRule:
         return value == self.value
 
 
+@dataclass(frozen=True, slots=True)
+class Sticky:
+    """What a request reads of a route's sticky settings (router.spec.StickySpec has all of
+    them). A class of this compiled module, so reading it is a native attribute access."""
+
+    cookie: str
+    salt: str
+    issue: bool
+
+
 @dataclass(frozen=True, slots=True, repr=False)
 class Route:
     name: str
@@ -98,7 +108,7 @@ class Route:
     split_bounds: tuple[int, ...]
     active: Pool | None
     """Blue-green mode: the pool that takes all traffic."""
-    sticky: StickySpec | None
+    sticky: Sticky | None
     cookie_attributes: str
     """The `; Max-Age=...; Path=/; HttpOnly; SameSite=Lax` tail of an issued cookie."""
     fallback: Pool | None
