@@ -57,6 +57,9 @@ MODULES = (
 ROOT = Path(__file__).resolve().parent.parent
 """The folder holding the `router` and `proxy` packages (the checkout, or site-packages)."""
 
+PACKAGES = ("router", "proxy")
+"""The packages compiled modules live in."""
+
 MANIFEST = ROOT / "router" / "native-build.json"
 """What the last build compiled: the interpreter and each source's digest."""
 
@@ -86,10 +89,24 @@ def digests() -> dict[str, str]:
     }
 
 
+def strays() -> set[Path]:
+    """Extension modules in turnout's packages that the current MODULES did not produce: left
+    by a build from an earlier list, one would still be imported (extensions win over
+    sources) and fail to find its part of the new shared library."""
+    expected = {compiled_path(module) for module in MODULES}
+    return {
+        path
+        for package in PACKAGES
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES
+        for path in (ROOT / package).glob(f"*{suffix}")
+        if path not in expected and not path.name.startswith("native__mypyc")
+    }
+
+
 def inspect() -> State:
     """What a fresh interpreter would run, judged from the files alone."""
     if not any(compiled_path(module).exists() for module in MODULES):
-        return "source"
+        return "stale" if strays() else "source"
     try:
         recorded = json.loads(MANIFEST.read_text())
     except (OSError, ValueError):
@@ -99,6 +116,7 @@ def inspect() -> State:
         and recorded.get("cache_tag") == sys.implementation.cache_tag
         and recorded.get("modules") == digests()
         and all(compiled_path(module).exists() for module in MODULES)
+        and not strays()
     )
     return "compiled" if fresh else "stale"
 
@@ -109,7 +127,8 @@ class _SourcesFirst(importlib.abc.MetaPathFinder):
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in MODULES:
+        # Every module of the packages, not only MODULES: a stray extension must not load either.
+        if fullname.partition(".")[0] not in PACKAGES or not source_path(fullname).exists():
             return None
         return importlib.util.spec_from_file_location(fullname, source_path(fullname))
 
@@ -175,6 +194,8 @@ def clean() -> None:
     MANIFEST.unlink(missing_ok=True)
     for module in MODULES:
         compiled_path(module).unlink(missing_ok=True)
+    for stray in strays():
+        stray.unlink()
     for shared in ROOT.glob("router/native__mypyc.*"):
         shared.unlink()
 

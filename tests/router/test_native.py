@@ -151,3 +151,18 @@ def test_the_manifest_records_every_compiled_source() -> None:
     recorded = json.loads(native.MANIFEST.read_text())
     assert recorded["cache_tag"] == sys.implementation.cache_tag
     assert set(recorded["modules"]) == set(native.MODULES)
+
+
+@needs_build
+def test_a_module_compiled_by_an_earlier_list_is_never_loaded(tmp_path: Path) -> None:
+    """A build from when router.spec was compiled leaves router/spec.*.so behind: importing it
+    fails (its part of the shared library is gone), so the sources run until a rebuild."""
+    root = _copy_tree(tmp_path)
+    stray = root / native.compiled_path("router.spec").relative_to(ROOT)
+    stray.write_bytes(b"not a library")
+    report = _report(_import_in(root))
+    assert report["state"] == "stale"
+    assert report["exchange"] == str(root / "proxy" / "exchange.py")
+    refused = _import_in(root, "require")
+    assert refused.returncode != 0
+    assert "stale" in refused.stderr
