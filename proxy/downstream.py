@@ -68,6 +68,20 @@ class _StopParsing(Exception):
     """Raised from a parser callback once the connection is closing: parse nothing more."""
 
 
+class _Inert:
+    """The protocol of the parser a closed connection keeps: it receives nothing."""
+
+
+_CLOSED_PARSER: list[HttpRequestParser] = []
+
+
+def _closed_parser() -> HttpRequestParser:
+    """One parser bound to nothing, shared by every closed connection."""
+    if not _CLOSED_PARSER:
+        _CLOSED_PARSER.append(HttpRequestParser(_Inert()))
+    return _CLOSED_PARSER[0]
+
+
 class Downstream(asyncio.Protocol):
     PAUSE_BUFFER = 1
     PAUSE_UPSTREAM = 2
@@ -198,6 +212,10 @@ class Downstream(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.dp.forget(self)
+        # The parser holds this protocol's bound methods: a reference cycle that only the
+        # cyclic collector would free. With a connection per request that is garbage on every
+        # request, and collections are pauses; a parser bound to nothing breaks the cycle.
+        self.parser = _closed_parser()
         if self.tunnel is not None:
             self.tunnel.client_closed()
         for exchange in self.queue:
@@ -339,7 +357,10 @@ class Downstream(asyncio.Protocol):
         if self.closed:
             return
         if not exchange.keep_alive or (self.closing and not queue) or self.dp.draining:
-            self.close()
+            if self.client_is_done(exchange):
+                self.abort()  # nothing more can come from the client: no need to linger
+            else:
+                self.close()
             return
         if self.paused:
             reasons = self.PAUSE_UPSTREAM | self.PAUSE_BUFFER
@@ -352,6 +373,25 @@ class Downstream(asyncio.Protocol):
             self.progress(self.dp.header_timeout)
         else:
             self.progress(self.dp.keepalive_timeout)
+
+    def client_is_done(self, exchange: Exchange) -> bool:
+        """The client asked to close (Connection: close, or HTTP/1.0 without keep-alive), its
+        request was read whole and well-formed, and nothing followed it. Closing at once then
+        cannot reset a response the client is still reading, so the lingering close (two more
+        system calls and an event-loop turn per connection) is kept for clients that may still
+        be sending: an unread body, a protocol error, pipelined requests, a refused upgrade, a
+        keep-alive client that does not know the proxy is draining. nginx decides the same way."""
+        head = exchange.head
+        return (
+            not head.keep_alive
+            and exchange.request_done
+            and exchange.rejection is None
+            and head.upgrade is None
+            and not self.queue
+            and not self.in_head
+            and not self.closing
+            and not self.dp.draining
+        )
 
     def reject(self, error: ProxyError) -> None:
         """A protocol error on this connection: answer it (in order) and close."""

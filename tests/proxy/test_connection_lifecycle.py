@@ -53,18 +53,40 @@ async def test_error_reaches_a_client_that_is_still_sending(backend: Backend) ->
     assert backend.seen == []
 
 
+async def _until_no_connections(proxy: object) -> bool:
+    """Whether the proxy stops holding any client connection within a second."""
+    for _ in range(100):
+        if not proxy.dataplane.connections:  # type: ignore[attr-defined]
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
 async def test_a_lingering_connection_is_closed_when_the_client_stops(backend: Backend) -> None:
+    """After a protocol error the proxy lingers (the client may still be sending) until the
+    client closes its side."""
+    async with running_proxy(route_to(backend.url)) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 2)  # to EOF: the proxy shut its side
+        assert parse_responses(answer)[0][0] == 400
+        assert proxy.dataplane.connections  # type: ignore[union-attr]  # lingering
+        writer.close()
+        assert await _until_no_connections(proxy)
+
+
+async def test_a_client_that_asked_to_close_is_not_lingered_on(backend: Backend) -> None:
+    """A whole, well-formed request with Connection: close and nothing after it: nothing more
+    can come from the client, so the proxy closes at once (as nginx does) instead of holding
+    the connection until the client closes too."""
     async with running_proxy(route_to(backend.url)) as proxy:
         reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
         writer.write(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         answer = await asyncio.wait_for(reader.read(), 2)
         assert parse_responses(answer)[0][0] == 200
+        # The client has not closed its side, and the proxy holds nothing for it already.
+        assert await _until_no_connections(proxy)
         writer.close()
-        for _ in range(100):
-            if not proxy.dataplane.connections:  # type: ignore[union-attr]
-                break
-            await asyncio.sleep(0.01)
-        assert not proxy.dataplane.connections  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(("version", "served_as"), [(b"1.1", b"1.1"), (b"1.2", b"1.1")])
