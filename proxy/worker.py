@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -56,6 +57,11 @@ class Worker:
         dataplane = self.server.dataplane
         assert dataplane is not None
         dataplane.on_outlier = self._report_outlier
+        # Everything allocated so far (modules, settings, the snapshot) lives as long as the
+        # process: moved out of the collector's generations, a full collection no longer walks
+        # it, and a full collection during load is a pause for every request in flight.
+        gc.collect()
+        gc.freeze()
         self.channel.send(Ready(self.worker_id, os.getpid(), self.revision))
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.drain, self.grace)
