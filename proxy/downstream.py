@@ -72,14 +72,8 @@ class _Inert:
     """The protocol of the parser a closed connection keeps: it receives nothing."""
 
 
-_CLOSED_PARSER: list[HttpRequestParser] = []
-
-
-def _closed_parser() -> HttpRequestParser:
-    """One parser bound to nothing, shared by every closed connection."""
-    if not _CLOSED_PARSER:
-        _CLOSED_PARSER.append(HttpRequestParser(_Inert()))
-    return _CLOSED_PARSER[0]
+_CLOSED_PARSER: Final = HttpRequestParser(_Inert())
+"""One parser bound to nothing, shared by every closed connection."""
 
 
 class Downstream(asyncio.Protocol):
@@ -215,7 +209,7 @@ class Downstream(asyncio.Protocol):
         # The parser holds this protocol's bound methods: a reference cycle that only the
         # cyclic collector would free. With a connection per request that is garbage on every
         # request, and collections are pauses; a parser bound to nothing breaks the cycle.
-        self.parser = _closed_parser()
+        self.parser = _CLOSED_PARSER
         if self.tunnel is not None:
             self.tunnel.client_closed()
         for exchange in self.queue:
