@@ -194,9 +194,13 @@ def test_weights_shift_during_the_load_without_errors(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
+    expected = {"turnout", "turnout-py"}
+    if data["parameters"]["load_generator"] == "builtin":
+        # Without wrk the runner adds `direct` to measure the built-in generator's ceiling.
+        expected.add("direct")
     shifting = [m for m in data["measurements"] if m["scenario"] == "shifting"]
-    assert {m["target"] for m in shifting} == {"turnout", "turnout-py"}
-    for measurement in shifting:
+    assert {m["target"] for m in shifting} == expected
+    for measurement in (m for m in shifting if m["target"] != "direct"):
         changes = measurement["weight_changes"]
         # Every 100 ms for 2 s, each acknowledged by the worker before the next.
         assert changes["changes"] >= 8, changes
@@ -209,7 +213,7 @@ def test_weights_shift_during_the_load_without_errors(tmp_path: Path) -> None:
     assert "Weight changes during the load" in result.stdout
     # The configured weights are back for the next scenario.
     for measurement in data["measurements"]:
-        if measurement["scenario"] == "small":
+        if measurement["scenario"] == "small" and measurement["target"] != "direct":
             assert measurement["split"]["stable"]["weight_pct"] == 50
             assert abs(measurement["split"]["stable"]["deviation_pp"]) < 5, measurement["split"]
 

@@ -54,7 +54,7 @@ def test_turnout_holds_every_idle_connection(tmp_path: Path) -> None:
     assert row.split()[1:3] == [str(CONNECTIONS), "0"], row
 
 
-@pytest.mark.skipif(not BASELINES, reason="neither nginx nor HAProxy is installed")
+@pytest.mark.skipif(not BASELINES, reason="needs nginx or haproxy (Debian packages nginx, haproxy)")
 def test_installed_baselines_hold_every_idle_connection(tmp_path: Path) -> None:
     _, results = idle(tmp_path, ",".join(BASELINES))
     assert [result["target"] for result in results] == BASELINES
