@@ -408,16 +408,24 @@ class Exchange:
             response.status >= 500 or target.failures or target.gateway_failures
         ):
             target.answered(response.status)
+        decision = self.decision
+        cookie = decision.set_cookie_header() if decision is not None else None
+        set_cookie = cookie.encode("latin-1") if cookie is not None else None
+        debug = self.explain() if self.dp.decision_header else None
         if response.status == 101:
             if head.upgrade is None or response.upgrade is None:
                 raise UpstreamBadResponse("101 Switching Protocols without an upgrade request")
+            # The switch is a response like any other: a client whose first request is a
+            # WebSocket must become sticky here, or each reconnect may land in another pool.
             self.out.append(
                 downstream_response_head(
                     response,
                     framing=FRAME_NONE,
                     keep_alive=True,
                     client_http11=True,
+                    set_cookie=set_cookie,
                     upgrade=response.upgrade,
+                    debug=debug,
                 )
             )
             return
@@ -432,16 +440,14 @@ class Exchange:
             and framing != FRAME_CLOSE
             and not self.ds.closes_after(self)
         )
-        decision = self.decision
-        cookie = decision.set_cookie_header() if decision is not None else None
         self.out.append(
             downstream_response_head(
                 response,
                 framing=framing,
                 keep_alive=keep_alive,
                 client_http11=client_http11,
-                set_cookie=cookie.encode("latin-1") if cookie is not None else None,
-                debug=self.explain() if self.dp.decision_header else None,
+                set_cookie=set_cookie,
+                debug=debug,
             )
         )
 
