@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Final
 from proxy.access_log import now as access_log_now
 from proxy.admission import request_meta
 from proxy.failures import (
+    BodyTimeout,
     NoEligibleBackend,
     NoRoute,
     ProxyError,
-    RequestTimeout,
     UpstreamBadResponse,
     UpstreamReset,
     UpstreamTimeout,
@@ -553,7 +553,7 @@ class Exchange:
         if self.response_started:
             self.abort_client()
         elif not self.request_done:
-            self.fail(RequestTimeout("the request body stalled"))
+            self.fail(BodyTimeout(f"no request body received for {self.dp.read_timeout:g} s"))
         else:
             if self.target is not None:
                 self.target.timeouts += 1
