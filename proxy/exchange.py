@@ -57,6 +57,7 @@ from proxy.headers import (
     rule_values,
     upstream_request_head,
 )
+from proxy.metrics import NOT_ROUTED
 from router import Decision, decide, fail_over_from, pick_backend
 
 if TYPE_CHECKING:
@@ -664,7 +665,7 @@ class Exchange:
         stats.bytes_in += self.bytes_in
         stats.bytes_out += self.bytes_out
         decision = self.decision
-        rule = decision.rule if decision is not None else "none"
+        rule = decision.rule if decision is not None else NOT_ROUTED
         stats.finished(status, rule, duration)
         log = dp.access_log
         if log is not None and log.wanted():
@@ -686,7 +687,7 @@ class Exchange:
             "duration": round(duration, 6),
             "upstream": round(upstream, 6) if upstream is not None else None,
             "route": self.stats.route,
-            "rule": decision.rule if decision is not None else "none",
+            "rule": decision.rule if decision is not None else NOT_ROUTED,
             "pool": self.stats.pool,
             "backend": self.backend_name,
             "bucket": decision.bucket if decision is not None else None,
@@ -708,14 +709,16 @@ class Exchange:
     def explain(self) -> bytes:
         """The x-turnout-decision header's value (debugging only; see [debug])."""
         decision = self.decision
+        stats = self.stats
+        rule = decision.rule if decision is not None else NOT_ROUTED
+        parts = [f"route={stats.route}", f"rule={rule}", f"pool={stats.pool}"]
         if decision is None:
-            return b"rule=none"
-        parts = [
-            f"route={self.stats.route}",
-            f"rule={decision.rule}",
-            f"pool={self.stats.pool}",
-            f"backend={self.backend_name}",
-        ]
+            return " ".join(parts).encode("latin-1")
+        # Like every other field, the backend is left out when there is none (a 503: the pool
+        # had no backend to pick).
+        backend = self.backend_name
+        if backend is not None:
+            parts.append(f"backend={backend}")
         if decision.rule_name is not None:
             parts.append(f"rule_name={decision.rule_name}")
         if decision.bucket is not None:
