@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 from admin_api.client import DEFAULT_URL, JSON, AdminClient, AdminError, AdminUnreachable
+from admin_api.shares import shares
 
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
@@ -483,8 +484,10 @@ def observed_text(view: JSON) -> str:
     total = sum(counts.values())
     if not total:
         return "-"
-    shares: dict[str, float] = view.get("observedPercentages") or {}
-    split = ", ".join(f"{pool} {_pct(shares.get(pool, 0.0))}" for pool in counts)
+    # From the counts, at the precision shown: the view's 2-decimal percentages add up to 100,
+    # but each rounded again to 1 decimal may not (16.67 x 2 + 66.67 -> 100.1).
+    percent = shares(counts, 1)
+    split = ", ".join(f"{pool} {_pct(percent[pool])}" for pool in counts)
     return f"{split} of {total}"
 
 

@@ -59,7 +59,8 @@ class InstanceCollector(Collector):
         )
         decisions = CounterMetricFamily(
             "turnout_routing_decisions",
-            "Requests by the rule that routed them: header, cookie, weighted, active, no-route.",
+            "Requests by the rule that routed them: header, cookie, weighted, active, "
+            "no-route (no route matched, or answered before routing).",
             labels=["route", "rule", "pool"],
         )
         duration = HistogramMetricFamily(

@@ -150,6 +150,7 @@ class RouteView(Model):
     observed: dict[str, int]
     """Requests per pool over the last minute, over all workers."""
     observed_percentages: dict[str, float]
+    """The same in percent, to 2 decimals, adding up to exactly 100 (largest remainder)."""
 
 
 class RouteList(Model):

@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime
 
 from admin_api import models
+from admin_api.shares import shares
 from proxy.health import BackendHealth, HealthChecker
 from proxy.state import Change
 from proxy.telemetry import Telemetry
@@ -16,7 +17,6 @@ from router.split import percentages
 
 def route_view(spec: RouteSpec, snapshot: Snapshot, telemetry: Telemetry) -> models.RouteView:
     observed = telemetry.observed(spec.name)
-    total = sum(observed.values())
     view = models.RouteView(
         name=spec.name,
         revision=snapshot.revision,
@@ -28,9 +28,7 @@ def route_view(spec: RouteSpec, snapshot: Snapshot, telemetry: Telemetry) -> mod
         ],
         fallback_pool=spec.fallback_pool,
         observed=observed,
-        observed_percentages={
-            pool: round(100.0 * count / total, 2) for pool, count in observed.items()
-        },
+        observed_percentages=shares(observed, 2),
     )
     if spec.mode == "weighted":
         view.weights = dict(spec.weights)

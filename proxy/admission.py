@@ -1,9 +1,9 @@
 """Admitting a parsed request, and presenting it to the router: two pure phases.
 
 `admit` applies the RFC 9112 rules llhttp leaves to the application (exactly one Host on
-HTTP/1.1, supported versions and Expect values, no CONNECT), rewrites an absolute-form target
-to origin form, which servers must accept (RFC 9112 §3.2.2) but many backends do not, and
-normalises the path (router.paths) so that routing and the backend read the same one.
+HTTP/1.1, supported versions and Expect values, no CONNECT, no Transfer-Encoding on HTTP/1.0),
+rewrites an absolute-form target to origin form, which servers must accept (RFC 9112 §3.2.2)
+but many backends do not, and normalises the path (router.paths) so that routing and the backend read the same one.
 `request_meta` is the adapter from the parsed head to the router's `RequestMeta`.
 """
 
@@ -30,6 +30,15 @@ def admit(
         head.version = b"1.1"
     elif version == "1.0":
         head.version = b"1.0"
+        if head.chunked:
+            # RFC 9112 §6.1: the framing of an HTTP/1.0 message with Transfer-Encoding is
+            # faulty. HTTP/1.0 has no chunked coding, so a hop that speaks only 1.0 may have
+            # read this body to the end of the connection while llhttp decodes chunks: the two
+            # disagree where the request ends, the makings of a desync. Answering it and then
+            # closing (HAProxy) would still send a backend a request whose body is in doubt;
+            # a 400 before any backend is contacted (nginx) sends nothing at all, and no
+            # genuine HTTP/1.0 client can be refused by it.
+            return BadRequest("Transfer-Encoding in an HTTP/1.0 request")
     elif version.startswith("1."):
         head.version = b"1.1"  # RFC 9112 §2.3: a higher minor version is served as 1.1
     else:

@@ -50,6 +50,7 @@ from proxy.headers import (
     REQUEST_SPECIAL,
     RequestHead,
     connection_tokens,
+    rule_text,
 )
 
 if TYPE_CHECKING:
@@ -269,7 +270,7 @@ class Downstream(asyncio.Protocol):
         if lname in self.installed.rule_headers:
             key = lname.decode("latin-1")
             previous = head.rule_values.get(key)
-            text = value.decode("latin-1")
+            text = rule_text(value)
             head.rule_values[key] = text if previous is None else previous + ", " + text
         kind = REQUEST_SPECIAL.get(lname)
         if kind is None:

@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Final
 from proxy.access_log import now as access_log_now
 from proxy.admission import request_meta
 from proxy.failures import (
+    BodyTimeout,
     NoEligibleBackend,
     NoRoute,
     ProxyError,
-    RequestTimeout,
     UpstreamBadResponse,
     UpstreamReset,
     UpstreamTimeout,
@@ -57,6 +57,7 @@ from proxy.headers import (
     rule_values,
     upstream_request_head,
 )
+from proxy.metrics import NOT_ROUTED
 from router import Decision, decide, fail_over_from, pick_backend
 
 if TYPE_CHECKING:
@@ -408,16 +409,24 @@ class Exchange:
             response.status >= 500 or target.failures or target.gateway_failures
         ):
             target.answered(response.status)
+        decision = self.decision
+        cookie = decision.set_cookie_header() if decision is not None else None
+        set_cookie = cookie.encode("latin-1") if cookie is not None else None
+        debug = self.explain() if self.dp.decision_header else None
         if response.status == 101:
             if head.upgrade is None or response.upgrade is None:
                 raise UpstreamBadResponse("101 Switching Protocols without an upgrade request")
+            # The switch is a response like any other: a client whose first request is a
+            # WebSocket must become sticky here, or each reconnect may land in another pool.
             self.out.append(
                 downstream_response_head(
                     response,
                     framing=FRAME_NONE,
                     keep_alive=True,
                     client_http11=True,
+                    set_cookie=set_cookie,
                     upgrade=response.upgrade,
+                    debug=debug,
                 )
             )
             return
@@ -432,16 +441,14 @@ class Exchange:
             and framing != FRAME_CLOSE
             and not self.ds.closes_after(self)
         )
-        decision = self.decision
-        cookie = decision.set_cookie_header() if decision is not None else None
         self.out.append(
             downstream_response_head(
                 response,
                 framing=framing,
                 keep_alive=keep_alive,
                 client_http11=client_http11,
-                set_cookie=cookie.encode("latin-1") if cookie is not None else None,
-                debug=self.explain() if self.dp.decision_header else None,
+                set_cookie=set_cookie,
+                debug=debug,
             )
         )
 
@@ -547,7 +554,7 @@ class Exchange:
         if self.response_started:
             self.abort_client()
         elif not self.request_done:
-            self.fail(RequestTimeout("the request body stalled"))
+            self.fail(BodyTimeout(f"no request body received for {self.dp.read_timeout:g} s"))
         else:
             if self.target is not None:
                 self.target.timeouts += 1
@@ -658,7 +665,7 @@ class Exchange:
         stats.bytes_in += self.bytes_in
         stats.bytes_out += self.bytes_out
         decision = self.decision
-        rule = decision.rule if decision is not None else "none"
+        rule = decision.rule if decision is not None else NOT_ROUTED
         stats.finished(status, rule, duration)
         log = dp.access_log
         if log is not None and log.wanted():
@@ -680,7 +687,7 @@ class Exchange:
             "duration": round(duration, 6),
             "upstream": round(upstream, 6) if upstream is not None else None,
             "route": self.stats.route,
-            "rule": decision.rule if decision is not None else "none",
+            "rule": decision.rule if decision is not None else NOT_ROUTED,
             "pool": self.stats.pool,
             "backend": self.backend_name,
             "bucket": decision.bucket if decision is not None else None,
@@ -702,14 +709,16 @@ class Exchange:
     def explain(self) -> bytes:
         """The x-turnout-decision header's value (debugging only; see [debug])."""
         decision = self.decision
+        stats = self.stats
+        rule = decision.rule if decision is not None else NOT_ROUTED
+        parts = [f"route={stats.route}", f"rule={rule}", f"pool={stats.pool}"]
         if decision is None:
-            return b"rule=none"
-        parts = [
-            f"route={self.stats.route}",
-            f"rule={decision.rule}",
-            f"pool={self.stats.pool}",
-            f"backend={self.backend_name}",
-        ]
+            return " ".join(parts).encode("latin-1")
+        # Like every other field, the backend is left out when there is none (a 503: the pool
+        # had no backend to pick).
+        backend = self.backend_name
+        if backend is not None:
+            parts.append(f"backend={backend}")
         if decision.rule_name is not None:
             parts.append(f"rule_name={decision.rule_name}")
         if decision.bucket is not None:

@@ -41,7 +41,21 @@ class BadRequest(ProxyError):
 
 
 class RequestTimeout(ProxyError):
+    """The request head did not arrive within header_timeout (slowloris)."""
+
     status, slug, title, source = 408, "request-timeout", "Request headers too slow", "downstream"
+
+
+class BodyTimeout(ProxyError):
+    """The request body stopped arriving: a problem type of its own, since RFC 9457 titles do
+    not change from one occurrence of a type to the next."""
+
+    status, slug, title, source = (
+        408,
+        "request-body-timeout",
+        "Request body too slow",
+        "downstream",
+    )
 
 
 class NotImplementedMethod(ProxyError):

@@ -169,6 +169,15 @@ class ResponseHead:
         self.upgrade: bytes | None = None
 
 
+def rule_text(value: bytes) -> str:
+    """A header value as routing rules compare it. RFC 9110 §5.5: a field value excludes the
+    whitespace around it. llhttp drops the leading whitespace but keeps the trailing, so
+    `x-canary: always ` would match neither `exact` nor `regex`; stripped here, once per
+    rule-read header, every kind of rule sees the same value (headers no rule reads, and the
+    header as forwarded, are untouched)."""
+    return value.strip(b" \t").decode("latin-1")
+
+
 def rule_values(headers: list[tuple[bytes, bytes]], names: frozenset[bytes]) -> dict[str, str]:
     """The values of the headers routing rules read, by lower-case name (repeated headers
     joined with ", ", as RFC 9110 §5.3 allows)."""
@@ -177,7 +186,7 @@ def rule_values(headers: list[tuple[bytes, bytes]], names: frozenset[bytes]) -> 
         lname = name.lower()
         if lname in names:
             key = lname.decode("latin-1")
-            text = value.decode("latin-1")
+            text = rule_text(value)
             values[key] = text if key not in values else values[key] + ", " + text
     return values
 

@@ -19,6 +19,11 @@ from typing import Final
 NO_ROUTE: Final = "(none)"
 """Route and pool label of requests answered before routing (malformed, no route)."""
 
+NOT_ROUTED: Final = "no-route"
+"""Rule label of requests answered before routing: the router's own word for a request no route
+matches (router.decide.NO_ROUTE), so a malformed request, which never reaches the router, is
+counted in the same documented closed set of rules."""
+
 
 class RouteStats:
     """Requests of one (route, pool): by status, by routing rule, their durations and bytes."""

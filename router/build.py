@@ -341,6 +341,11 @@ def _compile_rule(
     pattern: re.Pattern[str] | None = None
     if spec.match in ("exact", "regex") and spec.value is None:
         problems.append(Problem(f"{where}.value", f"match {spec.match!r} needs a value"))
+    elif spec.match == "exact" and spec.value is not None and spec.value != spec.value.strip(" \t"):
+        # RFC 9110 §5.5: a request's value is compared without its surrounding whitespace.
+        problems.append(
+            Problem(f"{where}.value", "has surrounding whitespace, so it could never match")
+        )
     elif spec.match == "present" and spec.value is not None:
         problems.append(Problem(f"{where}.value", "match 'present' takes no value"))
     elif spec.match == "regex" and spec.value is not None:

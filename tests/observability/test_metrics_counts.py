@@ -30,7 +30,7 @@ from obs_support import (
     wait_for,
 )
 
-from helpers import ProxyProcess, config, proxy_process
+from helpers import ProxyProcess, config, exchange_raw, proxy_process
 from proxy.config import DEFAULT_BUCKETS
 
 NONE = "(none)"
@@ -187,6 +187,27 @@ async def test_a_known_mix_of_requests_is_counted_exactly(instance: Instance) ->
     served = {w["id"]: w["requests"] - workers_before.get(w["id"], 0) for w in workers}
     assert sum(served.values()) == len(mix)
     assert all(count > 0 for count in served.values()), served
+
+
+async def test_requests_answered_before_routing_are_labelled_no_route(instance: Instance) -> None:
+    """Malformed requests never reach the router: their decisions carry the same `no-route`
+    rule label as requests no route matches (the README's closed set), never another word."""
+    proxy = instance.proxy
+    before = await scrape(proxy)
+    for request in (
+        b"GET /app/ok HTTP/1.1\r\nConnection: close\r\n\r\n",  # no Host
+        b"GET /app/ok HTTP/1.1\r\nHost: a\r\nX-A: one\rtwo\r\n\r\n",  # a bare CR
+        b"GET /nowhere HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    ):
+        await exchange_raw(proxy.port, request)
+    after = await scrape(proxy)
+    assert delta(before, after, "turnout_requests_total", "route", "pool", "code") == {
+        (NONE, NONE, "400"): 2,
+        (NONE, NONE, "404"): 1,
+    }
+    assert delta(before, after, "turnout_routing_decisions_total", "route", "rule", "pool") == {
+        (NONE, "no-route", NONE): 3,
+    }
 
 
 COUNTER_TYPES = ("_total", "_count", "_sum", "_bucket")

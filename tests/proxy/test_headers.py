@@ -6,6 +6,7 @@ import asyncio
 import re
 
 import aiohttp
+import pytest
 
 from helpers import (
     Backend,
@@ -17,6 +18,7 @@ from helpers import (
     running_proxy,
     start_raw_backend,
 )
+from proxy.headers import rule_values
 
 FAST = {"header_timeout": 0.5, "keepalive_timeout": 1.0}
 
@@ -339,3 +341,22 @@ async def test_end_to_end_headers_keep_order_case_and_repeats(backend: Backend) 
     assert seen.all("X-Multi") == ["one", "two"]
     assert ("x-MiXeD-cAsE", "v") in seen.headers
     assert seen.all("Accept") == ["text/plain"]
+
+
+# Values routing rules read (re-read when the snapshot changed between parsing and routing)
+
+RULE_VALUES = [
+    ([(b"X-Canary", b"always")], {"x-canary": "always"}),
+    ([(b"X-Canary", b"always \t ")], {"x-canary": "always"}),
+    ([(b"x-canary", b"\talways")], {"x-canary": "always"}),
+    ([(b"X-Debug", b" ")], {"x-debug": ""}),
+    ([(b"x-canary", b"a "), (b"X-Canary", b"b\t")], {"x-canary": "a, b"}),
+    ([(b"x-other", b"always ")], {}),
+]
+
+
+@pytest.mark.parametrize(("headers", "expected"), RULE_VALUES)
+def test_rule_values_exclude_surrounding_whitespace(
+    headers: list[tuple[bytes, bytes]], expected: dict[str, str]
+) -> None:
+    assert rule_values(headers, frozenset({b"x-canary", b"x-debug"})) == expected

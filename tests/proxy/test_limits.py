@@ -330,3 +330,20 @@ async def test_header_timeout_applies_to_the_next_request_on_a_kept_connection(
     assert_problem(answer, 408, "request-timeout")
     assert HEADER_TIMEOUT - 0.05 <= elapsed <= HEADER_TIMEOUT + 0.5, elapsed
     assert [seen.path for seen in backend.seen] == ["/one"]
+
+
+async def test_a_stalled_body_gets_a_408_of_its_own(backend: Backend) -> None:
+    """A body that stops arriving is not a slow head: the 408 says which it was."""
+    async with running_proxy(route_to(backend.url)) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        try:
+            writer.write(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 3.0)  # read_timeout is 1 s
+        finally:
+            writer.close()
+    assert_problem(answer, 408, "request-body-timeout")
+    problem = json.loads(parse_responses(answer)[0][2])
+    assert problem["title"] == "Request body too slow"
+    assert "body" in problem["detail"]
+    assert "1 s" in problem["detail"]

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from helpers import Backend, config, running_proxy, start_backend
+from helpers import Backend, config, exchange_raw, parse_responses, running_proxy, start_backend
 from router import bucket_of, rollback, switch_active, with_weights
 from router.split import layout
 
@@ -81,6 +81,40 @@ async def test_header_rules_route_testers_before_the_split(pools: dict[str, Back
         # A regex must match the whole value: "beta-42x" is not a beta tester.
         mixed = await fetch_many(proxy.port, 200, headers={"x-group": "beta-42x"})
         assert set(mixed) == {"stable", "canary"}
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        b"x-canary: always ",
+        b"x-canary: always\t",
+        b"x-canary:   always \t ",
+        b"x-group: beta-42 ",
+        b"x-group: beta-42\t\t",
+        b"x-debug: \t",
+    ],
+)
+async def test_header_rules_ignore_whitespace_around_the_value(
+    pools: dict[str, Backend], field: bytes
+) -> None:
+    """RFC 9110 §5.5: a field value excludes the whitespace around it, for every kind of rule."""
+    rules = [
+        {"name": "testers", "header": "x-canary", "value": "always", "pool": "canary"},
+        {
+            "name": "beta",
+            "header": "x-group",
+            "match": "regex",
+            "value": "beta-[0-9]+",
+            "pool": "canary",
+        },
+        {"name": "debug", "header": "x-debug", "match": "present", "pool": "canary"},
+    ]
+    # All weight on stable: only a matching rule can send a request to canary.
+    data = weighted(pools, {"stable": 1, "canary": 0}, rules=rules)
+    request = b"GET / HTTP/1.1\r\nHost: a\r\n" + field + b"\r\nConnection: close\r\n\r\n"
+    async with running_proxy(data) as proxy:
+        answer = await exchange_raw(proxy.port, request)
+    assert [(status, body) for status, _, body in parse_responses(answer)] == [(200, b"canary")]
 
 
 async def test_sticky_cookie_keeps_each_user_on_one_pool(pools: dict[str, Backend]) -> None:

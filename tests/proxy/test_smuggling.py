@@ -123,6 +123,16 @@ MALFORMED = {
         b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\nhello"
     ),
     "space in the request target": b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",
+    # RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing (an HTTP/1.0
+    # hop before us may have framed it differently), whatever else it says.
+    "HTTP/1.0 with transfer-encoding chunked and keep-alive": (
+        b"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: keep-alive\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        b"GET /smuggled HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n"
+    ),
+    "HTTP/1.0 with transfer-encoding chunked": (
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    ),
 }
 
 
@@ -291,6 +301,7 @@ WARM_CASES = [
     "content-length then transfer-encoding",
     "duplicate content-length, same value",
     "obs-fold",
+    "HTTP/1.0 with transfer-encoding chunked and keep-alive",
 ]
 
 

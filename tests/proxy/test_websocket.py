@@ -74,3 +74,37 @@ async def test_a_refused_upgrade_is_relayed_and_the_connection_closed() -> None:
         assert b"Connection: close" in answer
     finally:
         await backend.stop()
+
+
+async def test_the_switching_response_makes_the_client_sticky_and_explains_itself() -> None:
+    """A client whose first request is a WebSocket gets its sticky cookie on the 101, so its
+    next connect lands in the same pool; the decision header is there too when enabled."""
+    backend = await start_backend("ws", echo)
+    try:
+        data = config(
+            {"ws": [backend.url]},
+            {"all": {"weights": {"ws": 1}, "sticky": {"cookie": "tid"}}},
+            debug={"decision_header": True},
+        )
+        async with running_proxy(data) as proxy:
+            reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+            try:
+                writer.write(
+                    b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                    b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+                )
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+            finally:
+                writer.close()
+        lines = head.decode("latin-1").split("\r\n")
+        assert lines[0].startswith("HTTP/1.1 101 ")
+        fields = [line.split(": ", 1) for line in lines[1:] if line]
+        cookies = [value for name, value in fields if name.lower() == "set-cookie"]
+        assert len(cookies) == 1, head
+        assert cookies[0].startswith("tid=")
+        [decision] = [value for name, value in fields if name.lower() == "x-turnout-decision"]
+        assert "route=all rule=cookie pool=ws backend=ws-1 bucket=" in decision
+        assert [value for name, value in fields if name.lower() == "upgrade"] == ["websocket"]
+    finally:
+        await backend.stop()

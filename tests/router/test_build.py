@@ -204,6 +204,12 @@ def _fields(spec: Spec) -> list[str]:
             id="exact-no-value",
         ),
         pytest.param(
+            _web(rules=(_rule("exact", "always "),)),
+            "routes.web.rules[0].value",
+            "surrounding whitespace",
+            id="exact-value-never-matches",
+        ),
+        pytest.param(
             _web(rules=(_rule("regex", None),)),
             "routes.web.rules[0].value",
             "needs a value",
