@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import subprocess
 import time
 import urllib.request
@@ -17,6 +18,12 @@ def turnout(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [TURNOUT, *args], capture_output=True, text=True, timeout=30, cwd=ROOT, check=False
     )
+
+
+def test_version_names_the_installed_package() -> None:
+    result = turnout("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"turnout {importlib.metadata.version('turnout')}\n"
 
 
 def test_check_config_accepts_the_example_and_summarises_it() -> None:
