@@ -3,7 +3,7 @@
 With tokens configured, every endpoint except liveness, readiness and the OpenAPI document needs
 `Authorization: Bearer <token>`; the token's name becomes the actor recorded in the history.
 Without tokens the API answers anyone who can reach it, which is why it then binds only to
-loopback (proxy.server refuses anything else). Tokens are never logged or echoed.
+loopback (proxy.config_sections refuses anything else). Tokens are never logged or echoed.
 """
 
 from __future__ import annotations

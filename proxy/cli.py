@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
+    parser.add_argument(
+        "--version", action=_Version, nargs=0, help="print turnout's version and exit"
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the proxy")
@@ -68,6 +71,21 @@ def _parser() -> argparse.ArgumentParser:
     # status, weights, switch, drain, ...: drive a running instance through its admin API.
     register_admin_commands(commands)
     return parser
+
+
+class _Version(argparse.Action):
+    # The installed package's metadata, read only when asked: every other command skips it.
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from importlib.metadata import version
+
+        print(f"turnout {version('turnout')}")
+        parser.exit()
 
 
 def _run(args: argparse.Namespace) -> int:

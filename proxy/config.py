@@ -1,49 +1,58 @@
-"""The configuration file: TOML, loaded and validated by pydantic-settings.
+"""The configuration file: TOML, with `TURNOUT_*` environment overrides, validated in one pass.
 
 Every option can be overridden by an environment variable: `TURNOUT_` + the dotted path with
 `__` between levels, e.g. `TURNOUT_LISTEN__PORT=9090` or
 `TURNOUT_ROUTES__WEB__WEIGHTS__CANARY=10`. Pools and routes are tables keyed by name (not
 arrays) precisely so that such overrides can reach them. Precedence: environment over file.
+Order: the file's, whatever the environment says (proxy.config_sources).
 
 Validation happens in two layers, both naming the field: pydantic checks types and ranges
-here; `router.build` checks what spans fields (a weight naming an unknown pool, a blue-green
-route whose active pool is not one of its pools). Either way `load_config` raises ConfigError
-with the file name and every problem, and `turnout` exits non-zero.
+(proxy.config_sections); `router.build` checks what spans fields (a weight naming an unknown
+pool, a blue-green route whose active pool is not one of its pools). `load_config` is the one
+validation every command uses (`run`, `check-config`, `demo`, a reload): it reports the
+problems of both layers together (proxy.config_problems) in a ConfigError naming the file, and
+`turnout` exits 2.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import os
 import tomllib
-from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
+    SettingsError,
 )
 
+from proxy.config_problems import check_fields
+from proxy.config_sections import (
+    DEFAULT_BUCKETS,
+    DEFAULT_TRUSTED,
+    AccessLogConfig,
+    AdminConfig,
+    BackendConfig,
+    DebugConfig,
+    DownstreamConfig,
+    ForwardedConfig,
+    HeaderRuleConfig,
+    HealthCheckConfig,
+    ListenConfig,
+    MetricsConfig,
+    OutlierConfig,
+    PoolConfig,
+    ProcessConfig,
+    RouteConfig,
+    StateConfig,
+    StickyConfig,
+    TokenConfig,
+    UpstreamConfig,
+)
+from proxy.config_sources import ENV_DELIMITER, ENV_PREFIX, merged, read_environment, read_file
 from router import (
-    AdminState,
-    BackendSpec,
-    Failover,
     HeaderRuleSpec,
-    MatchKind,
-    Mode,
     PoolSpec,
     RouteSpec,
     Snapshot,
@@ -52,319 +61,40 @@ from router import (
     StickySpec,
     build_snapshot,
 )
-from router.spec import SameSite
 
-Seconds = Annotated[float, Field(gt=0, le=86_400)]
-
-
-class _Section(BaseModel):
-    # A misspelt option is an error, never silently ignored.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ListenConfig(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
-    backlog: int = Field(2048, ge=1)
-
-
-class ProcessConfig(_Section):
-    """Worker processes and lifecycle."""
-
-    workers: int | Literal["auto"] = 1
-    """Data-plane processes; "auto" = one per core."""
-    shutdown_timeout: Seconds = 30.0
-    """SIGTERM: how long in-flight requests may take to finish before the exit is forced."""
-    ack_timeout: Seconds = 5.0
-    """A change waits this long for every worker to apply it; a worker that does not is restarted."""
-
-    @field_validator("workers")
-    @classmethod
-    def _positive(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and not 1 <= value <= 256:
-            raise ValueError('must be 1..256 or "auto"')
-        return value
-
-    def worker_count(self) -> int:
-        return (os.cpu_count() or 1) if self.workers == "auto" else int(self.workers)
-
-
-class TokenConfig(_Section):
-    """A bearer token for the admin API; its `name` is recorded in the history."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-    token: SecretStr | None = None
-    """The token itself (prefer token_env: keep secrets out of files)."""
-    token_env: str | None = None
-    """The name of an environment variable holding the token, read when the config loads."""
-
-    @model_validator(mode="after")
-    def _one_source(self) -> TokenConfig:
-        if (self.token is None) == (self.token_env is None):
-            raise ValueError("give exactly one of token and token_env")
-        return self
-
-    def secret(self) -> str:
-        if self.token is not None:
-            return self.token.get_secret_value()
-        assert self.token_env is not None
-        return os.environ.get(self.token_env, "")
-
-
-class AdminConfig(_Section):
-    """The admin HTTP API (its own listener, loopback by default, like Envoy's 9901)."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(9901, ge=0, le=65535)
-    tokens: list[TokenConfig] = Field(default_factory=list)
-    """Bearer tokens. With none, the API binds only to loopback and asks for no token."""
-
-    @model_validator(mode="after")
-    def _tokens(self) -> AdminConfig:
-        names = [token.name for token in self.tokens]
-        if len(set(names)) != len(names):
-            raise ValueError("token names must be unique")
-        for token in self.tokens:
-            if len(token.secret()) < 16:
-                where = f"${token.token_env}" if token.token_env else "token"
-                raise ValueError(f"token {token.name!r}: {where} must be at least 16 characters")
-        return self
-
-
-class StateConfig(_Section):
-    """Where runtime changes are saved so they survive a restart."""
-
-    persist: bool = True
-    file: Path | None = None
-    """Default: next to the configuration file, `<name>.state.json`."""
-
-
-class DownstreamConfig(_Section):
-    """Limits on what clients may send, and how long they may take."""
-
-    header_timeout: Seconds = 10.0
-    keepalive_timeout: Seconds = 75.0
-    max_header_bytes: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
-    max_headers: int = Field(100, ge=8, le=1000)
-    # Envoy's names for the same switches. On by default here (off in Envoy): a path prefix
-    # only separates routes if turnout reads a path as the backend will (router/paths.py).
-    normalize_path: bool = True
-    merge_slashes: bool = False
-
-
-class UpstreamConfig(_Section):
-    """How turnout talks to backends."""
-
-    connect_timeout: Seconds = 5.0
-    read_timeout: Seconds = 30.0
-    # Idle connections kept per backend, per worker. Generous on purpose: a burst beyond it
-    # closes the excess after use, and at 1,000 busy clients a cap of 256 churned thousands of
-    # connections a second into TIME_WAIT until connects stalled for seconds (c1000 bench).
-    keepalive_per_backend: int = Field(1024, ge=0)
-    keepalive_idle_timeout: Seconds = 30.0
-    retries: int = Field(1, ge=0, le=5)
-    max_response_header_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
-    tunnel_idle_timeout: Seconds = 3600.0
-
-
-DEFAULT_TRUSTED = [
-    "127.0.0.0/8",
-    "10.0.0.0/8",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "::1/128",
-    "fc00::/7",
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "DEFAULT_TRUSTED",
+    "AccessLogConfig",
+    "AdminConfig",
+    "BackendConfig",
+    "ConfigError",
+    "DebugConfig",
+    "DownstreamConfig",
+    "ForwardedConfig",
+    "HeaderRuleConfig",
+    "HealthCheckConfig",
+    "ListenConfig",
+    "MetricsConfig",
+    "OutlierConfig",
+    "PoolConfig",
+    "ProcessConfig",
+    "RouteConfig",
+    "Settings",
+    "StateConfig",
+    "StickyConfig",
+    "TokenConfig",
+    "UpstreamConfig",
+    "load_config",
 ]
-
-
-class ForwardedConfig(_Section):
-    trusted_proxies: list[str] = Field(default_factory=lambda: list(DEFAULT_TRUSTED))
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError as error:
-                raise ValueError(f"{network!r} is not an address or CIDR network") from error
-        return value
-
-
-class BackendConfig(_Section):
-    name: str
-    url: str
-    weight: int = Field(1, ge=0)
-    admin_state: AdminState = "ready"
-
-    @field_validator("url")
-    @classmethod
-    def _http_origin(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme != "http":
-            raise ValueError("must be http://host:port (TLS to backends is not supported)")
-        if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ValueError("must be http://host:port, without a path")
-        try:
-            _ = parts.port
-        except ValueError as error:
-            raise ValueError(str(error)) from error
-        return value
-
-    def spec(self) -> BackendSpec:
-        parts = urlsplit(self.url)
-        assert parts.hostname is not None  # checked by the validator
-        return BackendSpec(
-            name=self.name,
-            host=parts.hostname,
-            port=parts.port or 80,
-            weight=self.weight,
-            admin_state=self.admin_state,
-        )
-
-
-class HealthCheckConfig(_Section):
-    """Active health checks: the control plane probes every backend (once per instance)."""
-
-    enabled: bool = False
-    method: str = Field("GET", pattern=r"^[A-Z]+$")
-    path: str = Field("/healthz", pattern=r"^/")
-    host: str | None = None
-    """Host header of the probe; default: the backend's host:port."""
-    interval: Seconds = 5.0
-    jitter: float = Field(0.2, ge=0, le=0.9)
-    """Each wait is interval x (1 +/- jitter), so backends are not probed in lockstep."""
-    timeout: Seconds = 2.0
-    expected_statuses: str = Field("200-399", pattern=r"^\d{3}(-\d{3})?(,\d{3}(-\d{3})?)*$")
-    expect_body: str | None = None
-    """A substring the response body must contain."""
-    unhealthy_threshold: int = Field(3, ge=1, le=100)
-    healthy_threshold: int = Field(2, ge=1, le=100)
-    initial_state: Literal["healthy", "unhealthy"] = "healthy"
-    """A backend not probed yet: `healthy` until proven otherwise, or `unhealthy` until its
-    first successful probe."""
-
-    def statuses(self) -> list[tuple[int, int]]:
-        ranges = []
-        for part in self.expected_statuses.split(","):
-            low, _, high = part.partition("-")
-            ranges.append((int(low), int(high or low)))
-        return ranges
-
-
-class OutlierConfig(_Section):
-    """Passive checks: eject a backend that keeps failing real requests."""
-
-    enabled: bool = False
-    consecutive_5xx: int = Field(5, ge=1, le=1000)
-    consecutive_gateway_failures: int = Field(5, ge=1, le=1000)
-    """Connect failures and timeouts in a row."""
-    base_ejection_time: Seconds = 30.0
-    """The n-th ejection in a row lasts n times this (up to max_ejection_time)."""
-    max_ejection_time: Seconds = 300.0
-    max_ejection_percent: int = Field(10, ge=0, le=100)
-    """At most this share of a pool's backends ejected at once, rounded down (exactly: with
-    10 % and fewer than 10 backends, none is ever ejected)."""
-
-
-DEFAULT_BUCKETS = [
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-]
-
-
-class MetricsConfig(_Section):
-    """Prometheus metrics, served at GET /metrics on the admin listener."""
-
-    buckets: list[float] = Field(default_factory=lambda: list(DEFAULT_BUCKETS), min_length=1)
-    """Upper bounds (seconds) of the request duration histogram's buckets."""
-
-    @field_validator("buckets")
-    @classmethod
-    def _increasing(cls, value: list[float]) -> list[float]:
-        if any(b <= a for a, b in pairwise(value)) or value[0] <= 0:
-            raise ValueError("must be positive and strictly increasing")
-        return value
-
-
-class AccessLogConfig(_Section):
-    """One JSON line per request, written by each worker."""
-
-    enabled: bool = False
-    file: Path | None = None
-    """Append to this file; default: standard output."""
-    sample: float = Field(1.0, gt=0, le=1)
-    """The share of requests logged (1: all)."""
-    query: bool = False
-    """Log the query string too (off: queries often carry tokens)."""
-
-
-class DebugConfig(_Section):
-    decision_header: bool = False
-    """Add `x-turnout-decision: route=... rule=... pool=... backend=... bucket=...` to every
-    response. For debugging only: it tells clients how traffic is split."""
-
-
-class PoolConfig(_Section):
-    backends: list[BackendConfig] = Field(default_factory=list)
-    panic_threshold: int = Field(0, ge=0, le=100)
-    slow_start: float = Field(0.0, ge=0, le=3600)
-    health: dict[str, Any] = Field(default_factory=dict)
-    """Overrides of [health] for this pool."""
-    outlier: dict[str, Any] = Field(default_factory=dict)
-    """Overrides of [outlier] for this pool."""
-
-
-class HeaderRuleConfig(_Section):
-    name: str
-    header: str
-    match: MatchKind = "exact"
-    value: str | None = None
-    pool: str
-
-
-class StickyConfig(_Section):
-    cookie: str = "turnout-id"
-    issue: bool = True
-    max_age: int = Field(30 * 24 * 3600, ge=0)
-    path: str = "/"
-    secure: bool = False
-    http_only: bool = True
-    same_site: SameSite = "Lax"
-    salt: str = ""
-
-
-class RouteConfig(_Section):
-    hosts: list[str] = Field(default_factory=list)
-    path_prefix: str = "/"
-    mode: Mode = "weighted"
-    weights: dict[str, int] = Field(default_factory=dict)
-    pools: list[str] = Field(default_factory=list)
-    active: str | None = None
-    rules: list[HeaderRuleConfig] = Field(default_factory=list)
-    sticky: StickyConfig | None = None
-    fallback_pool: str | None = None
-    failover: Failover = "auto"
 
 
 class Settings(BaseSettings):
     """The whole configuration file."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TURNOUT_",
-        env_nested_delimiter="__",
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_DELIMITER,
         extra="forbid",
         frozen=True,
     )
@@ -383,18 +113,6 @@ class Settings(BaseSettings):
     debug: DebugConfig = DebugConfig()
     pools: dict[str, PoolConfig] = Field(default_factory=dict)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _pool_overrides(self) -> Settings:
-        for name in self.pools:
-            for kind in ("health", "outlier"):
-                try:
-                    getattr(self, f"pool_{kind}")(name)
-                except ValidationError as error:
-                    item = error.errors()[0]
-                    where = ".".join(str(part) for part in item["loc"])
-                    raise ValueError(f"pools.{name}.{kind}.{where}: {item['msg']}") from None
-        return self
 
     def pool_health(self, pool: str) -> HealthCheckConfig:
         """[health] with the pool's overrides."""
@@ -415,8 +133,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment over file: an operator can override one value without editing the file.
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        # Only what it is given: `load_config` reads the file and the environment itself,
+        # to keep the file's order (proxy.config_sources).
+        return (init_settings,)
 
     def spec(self) -> Spec:
         """The routing spec this configuration declares (not yet validated across fields)."""
@@ -473,33 +192,26 @@ def load_config(path: str | Path) -> tuple[Settings, Snapshot]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(path, ["no such file (turnout never runs on silent defaults)"])
-
-    class FromFile(Settings):
-        model_config = SettingsConfigDict(toml_file=path)
-
     try:
-        # Re-validated as plain Settings: picklable (worker processes receive it) and, being
-        # built from a dict, free of any further environment lookups.
-        settings = Settings.model_validate(FromFile().model_dump())
+        data = merged(read_file(path), read_environment(Settings))
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, [f"not valid TOML: {error}"]) from error
-    except ValidationError as error:
-        raise ConfigError(path, [_describe(item) for item in error.errors()]) from error
+    except SettingsError as error:
+        raise ConfigError(path, [f"environment: {error}"]) from error
+    # Validated once, from plain data: picklable (worker processes receive it) and free of
+    # any further environment lookups.
+    checked = check_fields(Settings, data)
+    if checked.model is None:
+        raise ConfigError(path, checked.problems)
+    problems = checked.problems
     try:
-        snapshot = build_snapshot(settings.spec())
+        snapshot = build_snapshot(checked.model.spec())
     except SpecError as error:
-        raise ConfigError(path, [str(problem) for problem in error.problems]) from error
-    return settings, snapshot
-
-
-def _describe(error: Any) -> str:
-    location = ""
-    for part in error["loc"]:
-        location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else part)
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if not location:
-        return message  # a cross-field check: its message names the field itself
-    if any(isinstance(part, int) for part in error["loc"]):
-        return f"{location}: {message}"
-    env = "TURNOUT_" + "__".join(str(part) for part in error["loc"]).upper()
-    return f"{location}: {message} (in the file, or {env} if set)"
+        problems = problems + [
+            f"{where}: {problem.message}"
+            for problem in error.problems
+            if (where := checked.locate(problem.field)) is not None
+        ]
+    if problems:
+        raise ConfigError(path, problems)
+    return checked.model, snapshot

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import signal
 import socket
@@ -90,13 +89,6 @@ class ProxyServer:
         self._server = None
 
 
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 class Instance:
     """A whole turnout instance: the control plane, its admin API and its workers.
 
@@ -119,11 +111,7 @@ class Instance:
         Raises OSError/RuntimeError when something cannot start."""
         from admin_api.app import create_app
 
-        admin = self.settings.admin
-        if not is_loopback(admin.host) and not admin.tokens:
-            raise RuntimeError(
-                f"admin API on {admin.host} refused: without tokens it binds only to loopback"
-            )
+        admin = self.settings.admin  # beyond loopback only with tokens: AdminConfig checks
         self._runner = web.AppRunner(create_app(self.control), access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, admin.host, admin.port).start()
@@ -181,14 +169,8 @@ class Instance:
 
 
 async def run(config_path: Path, settings: Settings, snapshot: Snapshot, log_level: str) -> int:
-    """`turnout run`; returns the process exit status (2: refused by configuration)."""
-    if not is_loopback(settings.admin.host) and not settings.admin.tokens:
-        log.error(
-            "admin.host = %s refused: without admin tokens the admin API binds only to "
-            "loopback (configure [[admin.tokens]])",
-            settings.admin.host,
-        )
-        return 2
+    """`turnout run`; returns the process exit status (load_config has refused an invalid
+    configuration already)."""
     instance = Instance(config_path, settings, snapshot, log_level)
     try:
         await instance.start()

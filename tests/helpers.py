@@ -278,8 +278,11 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
 
 
 @contextlib.contextmanager
-def proxy_process(data: dict[str, Any], workers: int = 1) -> Any:
-    """`turnout run` in a subprocess on free ports; yields once /ready says 200."""
+def proxy_process(
+    data: dict[str, Any], workers: int = 1, environment: dict[str, str] | None = None
+) -> Any:
+    """`turnout run` in a subprocess on free ports; yields once /ready says 200.
+    `environment`: TURNOUT_* overrides (none of the caller's own are passed on)."""
     port, admin_port = free_port(), free_port()
     data = {
         **data,
@@ -291,6 +294,7 @@ def proxy_process(data: dict[str, Any], workers: int = 1) -> Any:
         path = Path(directory) / "turnout.toml"
         path.write_text(toml(data))
         env = {k: v for k, v in os.environ.items() if not k.startswith("TURNOUT_")}
+        env.update(environment or {})
         log_path = Path(directory) / "turnout.log"
         # A file, not a pipe: a pipe nobody reads would eventually block the proxy's logging.
         with log_path.open("wb") as log:

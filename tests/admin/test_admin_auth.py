@@ -196,7 +196,7 @@ def refused(directory: Path, admin: dict[str, Any]) -> tuple[int, str]:
 def test_binding_beyond_loopback_without_tokens_is_refused(tmp_path: Path) -> None:
     status, log = refused(tmp_path, {"host": "0.0.0.0"})
     assert status == 2
-    assert "admin.host = 0.0.0.0 refused" in log
+    assert "admin.host: 0.0.0.0 refused" in log
     assert "loopback" in log
 
 

@@ -131,4 +131,4 @@ def test_a_non_loopback_admin_listener_is_refused(tmp_path: Path) -> None:
         [TURNOUT, "run", "--config", str(path)], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 2
-    assert "admin.host = 0.0.0.0 refused" in result.stderr
+    assert "admin.host: 0.0.0.0 refused" in result.stderr

@@ -3,20 +3,89 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
+import re
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
-from helpers import TURNOUT, free_port, toml, wait_for_port
+import pytest
+
+from helpers import TURNOUT, config, free_port, toml, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def turnout(*args: str) -> subprocess.CompletedProcess[str]:
+def turnout(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [TURNOUT, *args], capture_output=True, text=True, timeout=30, cwd=ROOT, check=False
+        [TURNOUT, *args], capture_output=True, text=True, timeout=30, cwd=cwd, check=False
     )
+
+
+def test_version_names_the_installed_package() -> None:
+    result = turnout("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"turnout {importlib.metadata.version('turnout')}\n"
+
+
+@pytest.mark.parametrize(
+    ("admin", "problem"),
+    [
+        pytest.param(
+            {"host": "0.0.0.0"},
+            "admin.host: 0.0.0.0 refused: without [[admin.tokens]] the admin API binds only to"
+            " loopback (in the file, or TURNOUT_ADMIN__HOST if set)",
+            id="beyond-loopback-without-tokens",
+        ),
+        pytest.param(
+            {"tokens": [{"name": "ci", "token": "short"}]},
+            "admin: token 'ci': token must be at least 16 characters"
+            " (in the file, or TURNOUT_ADMIN if set)",
+            id="short-token",
+        ),
+    ],
+)
+def test_check_config_refuses_what_run_refuses(
+    tmp_path: Path, admin: dict[str, object], problem: str
+) -> None:
+    # One validation for both commands: check-config passing means run starts.
+    data = config({"app": ["http://127.0.0.1:9"]}, {"web": {"weights": {"app": 1}}})
+    data["listen"]["port"] = free_port()
+    data["admin"] = {"port": free_port(), **admin}
+    path = tmp_path / "turnout.toml"
+    path.write_text(toml(data))
+    checked = turnout("check-config", str(path))
+    ran = turnout("run", "--config", str(path))
+    assert (checked.returncode, ran.returncode) == (2, 2)
+    assert (
+        checked.stderr == ran.stderr == f"turnout: invalid configuration {path}:\n  - {problem}\n"
+    )
+
+
+README_SAMPLE_CONFIG = """\
+[pools.stable]
+backends = [{ name = "stable-1", url = "http://10.0.0.5:8080" }]
+[pools.canary]
+backends = [{ name = "canary-1", url = "http://10.0.0.9:8080" }]
+
+[routes.web]
+weights = { stable = 95, canry = 5 }
+rules = [{ name = "testers", header = "x-canary", match = "regex", value = "(always", pool = "canary" }]
+
+[upstream]
+read_timeout = 0
+"""
+
+
+def test_the_readmes_sample_of_errors_is_real_output(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    sample = re.search(r"```\n(turnout: invalid configuration my\.toml:\n.*?)```", readme, re.S)
+    assert sample is not None, "the README shows what an invalid file prints"
+    (tmp_path / "my.toml").write_text(README_SAMPLE_CONFIG)
+    result = turnout("check-config", "my.toml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == sample.group(1)
 
 
 def test_check_config_accepts_the_example_and_summarises_it() -> None:
