@@ -138,6 +138,8 @@ class Instance:
             await self.control.shutdown()
             await self._runner.cleanup()
             raise
+        if self.control.phase == "draining":
+            return  # a stop signal during start-up: `wait` returns once it has drained
         supervisor = self.control.supervisor
         log.info(
             "turnout listening on http://%s:%d with %d worker(s); data plane %s",
