@@ -33,6 +33,7 @@ from typing import Any
 
 from proxy.channel import Ack, Channel, Drain, Hello, Install, Outlier, Query, Ready, Stats
 from proxy.config import Settings
+from proxy.ports import refuse_if_served
 from proxy.telemetry import Telemetry
 from router import Snapshot
 
@@ -116,10 +117,12 @@ class Supervisor:
 
     async def start(self) -> None:
         """Bind, start every worker, and wait until all serve the current revision (whatever it
-        is by then). Returns early, not serving, when a drain began meanwhile."""
+        is by then). Returns early, not serving, when a drain began meanwhile. Raises PortInUse
+        when another process listens on the address."""
         if self.draining:
             return
         listen = self.settings.listen
+        refuse_if_served(listen.host, listen.port)
         sockets = listening_sockets(
             listen.host, listen.port, self.settings.process.worker_count(), listen.backlog
         )

@@ -11,19 +11,25 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import socket
+import subprocess
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from helpers import (
+    TURNOUT,
     Backend,
     ProxyProcess,
     config,
+    free_port,
     proxy_process,
     start_backend,
+    toml,
     wait_for_port,
     wait_until_ready,
 )
@@ -128,3 +134,65 @@ async def test_a_worker_started_while_a_revision_is_published_gets_that_revision
     finally:
         start.cancel()
         await supervisor.drain(1.0)
+
+
+def run_second(tmp_path: Path, data: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "second.toml"
+    path.write_text(toml(data))
+    return subprocess.run(
+        [TURNOUT, "run", "--config", str(path)], capture_output=True, text=True, timeout=60
+    )
+
+
+async def test_a_second_instance_on_the_same_listen_port_is_refused(
+    pair: dict[str, list[str]], tmp_path: Path
+) -> None:
+    data = config(pair, {"web": {"weights": {"stable": 1}}}, state={"persist": False})
+    with proxy_process(data, workers=2) as first:
+        second = {
+            **data,
+            "listen": {"host": "127.0.0.1", "port": first.port},
+            "admin": {"port": free_port()},
+        }
+        result = await asyncio.to_thread(run_second, tmp_path, second)
+        assert result.returncode == 1, result.stderr
+        assert (
+            f"127.0.0.1:{first.port} is already in use (another process is listening)"
+            in result.stderr
+        )
+        # The first instance still takes every connection.
+        assert first.process.poll() is None
+        _, state = await admin(first, "GET", "/v1/workers")
+        assert len(state["workers"]) == 2
+
+
+async def test_a_taken_admin_port_is_refused_with_a_clear_message(
+    pair: dict[str, list[str]], tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        data = config(pair, {"web": {"weights": {"stable": 1}}}, state={"persist": False})
+        data["listen"]["port"] = free_port()
+        data["admin"] = {"port": port}
+        result = await asyncio.to_thread(run_second, tmp_path, data)
+    assert result.returncode == 1
+    assert f"admin API: 127.0.0.1:{port} is already in use" in result.stderr
+
+
+async def test_a_restart_right_after_an_exit_binds_the_same_port(
+    pair: dict[str, list[str]],
+) -> None:
+    data = config(pair, {"web": {"weights": {"stable": 1}}}, state={"persist": False})
+    port = free_port()
+    with proxy_process(data, workers=2, port=port) as first:
+        # Connections the proxy closes first leave TIME_WAIT entries on its port: those are
+        # not listeners, and must not keep the next instance out.
+        async with aiohttp.ClientSession() as session:
+            for _ in range(10):
+                async with session.get(f"http://127.0.0.1:{port}/") as response:
+                    assert await response.text() == "stable"
+            assert await asyncio.to_thread(first.stop) == 0
+    with proxy_process(data, workers=2, port=port) as second:
+        assert await answers(second.port, 5) == {"stable"}
