@@ -69,6 +69,9 @@ async def test_a_write_while_the_workers_start_is_applied_and_the_instance_becom
     pair: dict[str, list[str]], workers: int
 ) -> None:
     data = config(pair, {"web": {"weights": {"stable": 1, "canary": 0}}})
+    # Shorter than a worker takes to start: a worker still starting acknowledges once it serves,
+    # and must not be killed as stuck meanwhile.
+    data["process"] = {"ack_timeout": 0.1}
     with proxy_process(data, workers=workers, ready=False) as proxy:
         await admin_accepts(proxy)
         status, body = await admin(proxy, "GET", "/ready")
@@ -85,6 +88,7 @@ async def test_a_write_while_the_workers_start_is_applied_and_the_instance_becom
         assert await answers(proxy.port, 20) == {"canary"}
         _, state = await admin(proxy, "GET", "/v1/workers")
         assert {worker["revision"] for worker in state["workers"]} == {state["revision"]}
+        assert state["crashes"] == 0, proxy.log()
         await asyncio.sleep(0.5)
         assert proxy.process.poll() is None
         assert "cannot start" not in proxy.log()
