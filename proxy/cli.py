@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="start demo backends (blue, green, canary) and the proxy in front of them"
     )
     demo.add_argument("--config", "-c", type=Path, default=Path("config.example.toml"))
+    demo.add_argument("--port", type=_port, help="the proxy's port (default: the config's)")
+    demo.add_argument(
+        "--admin-port", type=_port, help="the admin API's port (default: the config's)"
+    )
     demo.set_defaults(command=_demo)
 
     # The benchmark parses its own arguments: prefix_chars that no argument starts with make
@@ -158,8 +162,17 @@ def _demo(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"turnout: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    status: int = uvloop.run(run_demo(args.config, settings, snapshot))
+    status: int = uvloop.run(
+        run_demo(args.config, settings, snapshot, port=args.port, admin_port=args.admin_port)
+    )
     return status
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port (1-65535)")
+    return port
 
 
 def _bench(args: argparse.Namespace) -> int:

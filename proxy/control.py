@@ -136,8 +136,12 @@ class ControlPlane:
         return snapshot
 
     async def start(self) -> None:
+        """Start every worker; returns once all serve, or when a stop signal came first
+        (then the phase stays `draining`)."""
         self._save()
         await self.supervisor.start()
+        if self.phase == "draining":
+            return
         self.phase = "serving"
         self._sampler = asyncio.create_task(self._sample_forever())
         self.health.reconcile(self.snapshot.spec, self.settings)

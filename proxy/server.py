@@ -20,6 +20,7 @@ from aiohttp import web
 
 from proxy.config import ConfigError, Settings
 from proxy.dataplane import DataPlane
+from proxy.ports import PortInUse, is_in_use
 from router import Snapshot, native
 
 log = logging.getLogger("turnout")
@@ -114,7 +115,13 @@ class Instance:
         admin = self.settings.admin  # beyond loopback only with tokens: AdminConfig checks
         self._runner = web.AppRunner(create_app(self.control), access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, admin.host, admin.port).start()
+        try:
+            await web.TCPSite(self._runner, admin.host, admin.port).start()
+        except OSError as error:
+            await self._runner.cleanup()
+            if is_in_use(error):
+                raise PortInUse("admin API", admin.host, admin.port) from None
+            raise
         log.info("admin API on http://%s:%d", admin.host, admin.port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -126,6 +133,8 @@ class Instance:
             await self.control.shutdown()
             await self._runner.cleanup()
             raise
+        if self.control.phase == "draining":
+            return  # a stop signal during start-up: `wait` returns once it has drained
         supervisor = self.control.supervisor
         log.info(
             "turnout listening on http://%s:%d with %d worker(s); data plane %s",

@@ -10,7 +10,12 @@ requests that were in flight in that process.
 `publish` sends a new revision to every live worker and returns when all have acknowledged it,
 so an admin write that returns has taken effect everywhere (read-your-writes). A worker that
 does not acknowledge within `ack_timeout` is killed and restarted; a (re)started worker gets
-the current revision in its Hello before it accepts anything.
+the current revision in its Hello before it accepts anything -- or the one being published, if
+it is newer: a publish in flight has already passed over a worker that was still being spawned.
+
+Start-up waits until every worker serves the revision that is current *by then*: an admin write
+may land while the workers start (the admin API answers first). A drain that begins during
+start-up ends it: workers that do not serve yet are terminated rather than waited for.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 
 from proxy.channel import Ack, Channel, Drain, Hello, Install, Outlier, Query, Ready, Stats
 from proxy.config import Settings
+from proxy.ports import refuse_if_served
 from proxy.telemetry import Telemetry
 from router import Snapshot
 
@@ -102,6 +108,7 @@ class Supervisor:
         self.crashes = 0
         self.draining = False
         self._stats_arrived = asyncio.Event()
+        self._publishing: Snapshot | None = None
 
     @property
     def port(self) -> int:
@@ -109,17 +116,23 @@ class Supervisor:
         return port
 
     async def start(self) -> None:
-        """Bind, start every worker, and wait until all serve the current revision."""
+        """Bind, start every worker, and wait until all serve the current revision (whatever it
+        is by then). Returns early, not serving, when a drain began meanwhile. Raises PortInUse
+        when another process listens on the address."""
+        if self.draining:
+            return
         listen = self.settings.listen
+        refuse_if_served(listen.host, listen.port)
         sockets = listening_sockets(
             listen.host, listen.port, self.settings.process.worker_count(), listen.backlog
         )
         self.slots = [Slot(worker_id=i, sock=sock) for i, sock in enumerate(sockets)]
         for slot in self.slots:
+            if self.draining:
+                return
             await self._spawn(slot)
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        revision = self.current()[0].revision
-        while not self.all_serving(revision):
+        while not self.draining and not self.all_serving(self.current()[0].revision):
             if time.monotonic() > deadline:
                 raise RuntimeError("workers did not start in time; see the log above")
             await asyncio.sleep(0.02)
@@ -139,18 +152,23 @@ class Supervisor:
             settings,
             dict(snapshot.readmitted),
         )
-        waiting: list[tuple[Slot, asyncio.Event]] = []
-        for slot in self.slots:
-            if slot.live and slot.channel is not None:
-                event = slot.acks.setdefault(snapshot.revision, asyncio.Event())
-                slot.channel.send(message)
-                waiting.append((slot, event))
-        timeout = self.settings.process.ack_timeout
-        results = await asyncio.gather(
-            *(asyncio.wait_for(event.wait(), timeout) for _, event in waiting),
-            return_exceptions=True,
-        )
-        for (slot, _), result in zip(waiting, results, strict=True):
+        waiting: list[tuple[Slot, asyncio.Event, float]] = []
+        ack_timeout = self.settings.process.ack_timeout
+        self._publishing = snapshot
+        try:
+            for slot in self.slots:
+                if slot.live and slot.channel is not None:
+                    event = slot.acks.setdefault(snapshot.revision, asyncio.Event())
+                    slot.channel.send(message)
+                    waiting.append((slot, event, self._ack_timeout(slot, ack_timeout)))
+            results = await asyncio.gather(
+                *(asyncio.wait_for(event.wait(), timeout) for _, event, timeout in waiting),
+                return_exceptions=True,
+            )
+        finally:
+            if self._publishing is snapshot:
+                self._publishing = None
+        for (slot, _, timeout), result in zip(waiting, results, strict=True):
             slot.acks.pop(snapshot.revision, None)
             if isinstance(result, BaseException):
                 log.error(
@@ -161,6 +179,14 @@ class Supervisor:
                     timeout,
                 )
                 self._kill(slot)
+
+    @staticmethod
+    def _ack_timeout(slot: Slot, ack_timeout: float) -> float:
+        """A worker still starting acknowledges only once it serves: it has until its start-up
+        deadline, not `ack_timeout`, before it counts as stuck."""
+        if slot.serving:
+            return ack_timeout
+        return max(ack_timeout, slot.started_at + STARTUP_TIMEOUT - time.monotonic())
 
     async def query_stats(self, wait: float = 1.0) -> list[Stats]:
         """Fresh counters from every live worker (the last report of one that is slow)."""
@@ -188,6 +214,12 @@ class Supervisor:
             if slot.live and slot.channel is not None:
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     slot.channel.send(Drain(grace))
+            if slot.live and not slot.serving and slot.process is not None:
+                # Still starting: it has no connection to finish, and waiting for it to come
+                # up only to drain it would make a stop during start-up wait out the start.
+                # (If it just began serving, its SIGTERM handler drains it gracefully.)
+                with contextlib.suppress(ProcessLookupError):
+                    slot.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace + 2.0
         for slot in self.slots:
             process = slot.process
@@ -234,10 +266,18 @@ class Supervisor:
         finally:
             child.close()
         channel = await Channel.over(parent)
+        if slot.stopping:  # a drain began while it was being spawned: it never serves
+            process.kill()
+            await process.wait()
+            channel.close()
+            return
         slot.process, slot.channel, slot.pid = process, channel, process.pid
         slot.serving, slot.acked, slot.stats = False, -1, None
         slot.started_at = time.monotonic()
         snapshot, settings = self.current()
+        publishing = self._publishing
+        if publishing is not None and publishing.revision > snapshot.revision:
+            snapshot = publishing
         channel.send(
             Hello(
                 slot.worker_id,
@@ -260,7 +300,7 @@ class Supervisor:
         while (message := await channel.receive()) is not None:
             if isinstance(message, Ready):
                 slot.serving = True
-                slot.acked = message.revision
+                slot.acked = max(slot.acked, message.revision)
                 log.info(
                     "worker %d serving (pid %d, revision %d)",
                     slot.worker_id,
@@ -284,6 +324,10 @@ class Supervisor:
         if slot.process is not process:
             return
         slot.serving = False
+        # A publish waiting for this process stops waiting: its replacement starts with the
+        # newest revision (see _spawn).
+        for event in slot.acks.values():
+            event.set()
         self.telemetry.retire(slot.worker_id)
         if slot.channel is not None:
             slot.channel.close()

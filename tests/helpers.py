@@ -279,11 +279,18 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
 
 @contextlib.contextmanager
 def proxy_process(
-    data: dict[str, Any], workers: int = 1, environment: dict[str, str] | None = None
+    data: dict[str, Any],
+    workers: int = 1,
+    environment: dict[str, str] | None = None,
+    *,
+    port: int | None = None,
+    admin_port: int | None = None,
+    ready: bool = True,
 ) -> Any:
-    """`turnout run` in a subprocess on free ports; yields once /ready says 200.
+    """`turnout run` in a subprocess on free ports (or `port`, `admin_port`); yields once
+    /ready says 200, or at once with `ready=False` (to catch it while it starts).
     `environment`: TURNOUT_* overrides (none of the caller's own are passed on)."""
-    port, admin_port = free_port(), free_port()
+    port, admin_port = port or free_port(), admin_port or free_port()
     data = {
         **data,
         "listen": {**data.get("listen", {}), "port": port},
@@ -305,7 +312,8 @@ def proxy_process(
             )
         running = ProxyProcess(process, port, admin_port, path, log_path)
         try:
-            wait_until_ready(running)
+            if ready:
+                wait_until_ready(running)
             yield running
         finally:
             running.stop()
