@@ -123,6 +123,7 @@ def _register_backends(commands: Subparsers, add: Add) -> None:
         metavar="DURATION",
         help="how long --wait waits, e.g. 60s, 500ms, 2m (default 60s; implies --wait)",
     )
+    _force(drain, "drain it even though it is the last eligible backend of a pool taking traffic")
 
     enable = add(commands, "enable", _enable, "send requests to a backend again (state ready)")
     enable.add_argument("backend", type=_backend_ref, metavar="POOL/BACKEND")
@@ -384,7 +385,7 @@ def _drain(client: AdminClient, args: argparse.Namespace) -> int:
     wait = None
     if args.wait or args.timeout is not None:
         wait = args.timeout if args.timeout is not None else DEFAULT_DRAIN_WAIT
-    view = client.patch_backend(pool, backend, admin_state="drain", wait=wait)
+    view = client.patch_backend(pool, backend, admin_state="drain", wait=wait, force=args.force)
     return _show(args, view, backend_summary(pool, view))
 
 

@@ -75,6 +75,8 @@ class BackendPatch(Model):
 
     admin_state: AdminStateName | None = None
     weight: int | None = Field(None, ge=0)
+    force: bool = False
+    """Allow leaving a pool that takes traffic with no eligible backend (its last one)."""
 
 
 class ExplainRequest(Model):

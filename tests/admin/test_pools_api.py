@@ -294,8 +294,11 @@ async def test_a_drain_that_does_not_finish_in_time_is_a_409_with_the_count(
     assert await arrival(drain, "/slow", since) == victim
 
     started = time.monotonic()
+    # The last eligible backend of a pool taking traffic: a drain of it must be forced.
     reply = await admin.acall(
-        "PATCH", f"/v1/pools/stable/backends/{victim}?wait=0.2s", {"adminState": "drain"}
+        "PATCH",
+        f"/v1/pools/stable/backends/{victim}?wait=0.2s",
+        {"adminState": "drain", "force": True},
     )
     waited = time.monotonic() - started
     problem = reply.problem(409, "drain-timeout")
