@@ -567,7 +567,7 @@ def render_pools(pools: Sequence[JSON]) -> str:
             pool["name"],
             backend["name"],
             backend["url"],
-            backend["weight"],
+            _backend_weight(backend),
             backend["adminState"],
             backend["health"],
             backend["eligible"],
@@ -579,6 +579,16 @@ def render_pools(pools: Sequence[JSON]) -> str:
     empty = [pool["name"] for pool in pools if not pool["backends"]]
     note = "".join(f"\npool {name}: no backends" for name in empty)
     return table(header, rows) + note
+
+
+def _backend_weight(backend: JSON) -> object:
+    ramp = backend.get("slowStart")
+    if not ramp:
+        return backend["weight"]
+    return (
+        f"{backend['effectiveWeight']:g} of {backend['weight']} (slow start "
+        f"{ramp['progress']:g} %, {ramp['remainingSeconds']:.0f} s left)"
+    )
 
 
 def pool_summary(view: JSON) -> str:

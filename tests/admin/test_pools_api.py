@@ -72,13 +72,16 @@ def test_pools_are_listed_with_their_backends(setup: Setup) -> None:
         "name": "pair-1",
         "url": setup.backends["pair-1"].url,
         "weight": 1,
+        "effectiveWeight": 1,
         "adminState": "ready",
         "health": "healthy",
         "eligible": True,
         "inflight": 0,
         "check": None,  # no active health checks configured for this pool
         "ejection": None,
+        "slowStart": None,  # not ramping up (the pool has no slow start)
     }
+    assert pair.json["slowStart"] == 0
 
 
 def test_patch_weight_shifts_traffic_between_backends(setup: Setup) -> None:
