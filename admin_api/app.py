@@ -219,7 +219,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         pools.delete_backend,
         "Remove a backend (drain it first, or force)",
         models.PoolView,
-        query=(Query("force", "remove even though it is ready", "true"),),
+        query=(
+            Query(
+                "force",
+                "remove even though it is ready (and the last eligible backend of its pool)",
+                "true",
+            ),
+        ),
         errors=_WRITE,
     ),
 )

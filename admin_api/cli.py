@@ -124,6 +124,7 @@ def _register_backends(commands: Subparsers, add: Add) -> None:
         metavar="DURATION",
         help="how long --wait waits, e.g. 60s, 500ms, 2m (default 60s; implies --wait)",
     )
+    _force(drain, "drain it even though it is the last eligible backend of a pool taking traffic")
 
     enable = add(commands, "enable", _enable, "send requests to a backend again (state ready)")
     enable.add_argument("backend", type=_backend_ref, metavar="POOL/BACKEND")
@@ -385,7 +386,7 @@ def _drain(client: AdminClient, args: argparse.Namespace) -> int:
     wait = None
     if args.wait or args.timeout is not None:
         wait = args.timeout if args.timeout is not None else DEFAULT_DRAIN_WAIT
-    view = client.patch_backend(pool, backend, admin_state="drain", wait=wait)
+    view = client.patch_backend(pool, backend, admin_state="drain", wait=wait, force=args.force)
     return _show(args, view, backend_summary(pool, view))
 
 
@@ -569,7 +570,7 @@ def render_pools(pools: Sequence[JSON]) -> str:
             pool["name"],
             backend["name"],
             backend["url"],
-            backend["weight"],
+            _backend_weight(backend),
             backend["adminState"],
             backend["health"],
             backend["eligible"],
@@ -581,6 +582,16 @@ def render_pools(pools: Sequence[JSON]) -> str:
     empty = [pool["name"] for pool in pools if not pool["backends"]]
     note = "".join(f"\npool {name}: no backends" for name in empty)
     return table(header, rows) + note
+
+
+def _backend_weight(backend: JSON) -> object:
+    ramp = backend.get("slowStart")
+    if not ramp:
+        return backend["weight"]
+    return (
+        f"{backend['effectiveWeight']:g} of {backend['weight']} (slow start "
+        f"{ramp['progress']:g} %, {ramp['remainingSeconds']:.0f} s left)"
+    )
 
 
 def pool_summary(view: JSON) -> str:

@@ -152,14 +152,18 @@ class AdminClient:
         admin_state: str | None = None,
         weight: int | None = None,
         wait: float | None = None,
+        force: bool = False,
     ) -> JSON:
         """Change a backend; with `wait` (seconds), return once nothing is in flight to it
-        (409 drain-timeout when requests are left at the deadline)."""
+        (409 drain-timeout when requests are left at the deadline). `force`: even when it is
+        the last eligible backend of a pool that takes traffic (else 409)."""
         body: JSON = {}
         if admin_state is not None:
             body["adminState"] = admin_state
         if weight is not None:
             body["weight"] = weight
+        if force:
+            body["force"] = True
         query = {"wait": f"{wait:g}s"} if wait is not None else None
         # The server holds the answer for up to `wait`: the socket timeout must outlast it.
         timeout = self.timeout + (wait or 0.0)

@@ -55,17 +55,51 @@ def actor(request: web.Request) -> str:
     return name
 
 
-def if_match(request: web.Request) -> int | None:
-    """The revision an `If-Match: "<revision>"` write was based on (None: unconditional)."""
-    value = request.headers.get("If-Match")
-    if value is None or value.strip() == "*":
+def if_match(request: web.Request) -> frozenset[int] | None:
+    """The revisions an `If-Match` write may apply to (None: unconditional); see parse_if_match."""
+    values = request.headers.getall("If-Match", None)
+    return None if values is None else parse_if_match(", ".join(values))
+
+
+def parse_if_match(value: str) -> frozenset[int] | None:
+    """The revisions an If-Match field value names; None for `*` (any revision).
+
+    RFC 9110 §13.1.1: `*` or a comma-separated list of entity tags; a write goes ahead when any
+    of them is the current revision's ETag `"<revision>"`. If-Match compares strongly, so a weak
+    tag (`W/"3"`) never matches, nor does a well-formed tag that is no revision (`"abc"`,
+    `"007"`): they end in 412 like a stale revision. Anything else (a bare `3`, `*` in a list,
+    no tag at all) is malformed: Problem 400.
+    """
+    if _ANY.fullmatch(value):
         return None
-    match = re.fullmatch(r'\s*(?:W/)?"?(\d+)"?\s*', value)
-    if match is None:
+    if not _TAG_LIST.fullmatch(value) or not _TAG.search(value):
         raise Problem(
-            400, "bad-precondition", "Malformed If-Match", 'expected If-Match: "<revision>"'
+            400,
+            "bad-precondition",
+            "Malformed If-Match",
+            'expected If-Match: "<revision>", a list of them ("3", "4"), or *',
         )
-    return int(match.group(1))
+    return frozenset(
+        int(tag.group(2))
+        for tag in _TAG.finditer(value)
+        if not tag.group(1) and _REVISION.fullmatch(tag.group(2))
+    )
+
+
+_TAG = re.compile(r'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"')
+"""An entity-tag (RFC 9110 §8.8.3): weak or not, and its opaque part."""
+
+_TAG_LIST = re.compile(
+    r'[ \t]*(?:(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"[ \t]*)?'
+    r'(?:,[ \t]*(?:(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"[ \t]*)?)*'
+)
+"""A #list of entity-tags (RFC 9110 §5.6.1: empty elements allowed). Each run of blanks has
+one place to go, so a long malformed value fails in linear time."""
+
+_ANY = re.compile(r"[ \t]*\*[ \t]*")
+
+_REVISION = re.compile(r"0|[1-9][0-9]{0,17}")
+"""An ETag this API sends, `"<revision>"`: strong comparison is by the exact characters."""
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m)?")

@@ -75,6 +75,8 @@ class BackendPatch(Model):
 
     admin_state: AdminStateName | None = None
     weight: int | None = Field(None, ge=0)
+    force: bool = False
+    """Allow leaving a pool that takes traffic with no eligible backend (its last one)."""
 
 
 class ExplainRequest(Model):
@@ -186,10 +188,24 @@ class EjectionView(Model):
     """Ejections in a row (each lasts longer)."""
 
 
+class SlowStartView(Model):
+    """A readmitted backend ramping up: its weight grows linearly from a tenth to all of it."""
+
+    progress: float
+    """Percent of the ramp done (by time)."""
+    since: str
+    """ISO 8601, UTC: when it was readmitted."""
+    until: str
+    """ISO 8601, UTC: when it takes its full weight."""
+    remaining_seconds: float
+
+
 class BackendView(Model):
     name: str
     url: str
     weight: int
+    effective_weight: float
+    """The weight it is picked by now: `weight`, less while slow start ramps it up."""
     admin_state: AdminStateName
     health: Literal["healthy", "unhealthy"]
     eligible: bool
@@ -199,12 +215,16 @@ class BackendView(Model):
     check: CheckView | None = None
     """Active health checking, when the pool has it."""
     ejection: EjectionView | None = None
+    slow_start: SlowStartView | None = None
+    """While it ramps up after being readmitted (the pool's slow_start)."""
 
 
 class PoolView(Model):
     name: str
     revision: int
     backends: list[BackendView]
+    slow_start: float = 0.0
+    """Seconds over which a readmitted backend ramps up to its weight (0: off)."""
     eligible: int
     """How many backends receive new requests."""
     panic: bool = False

@@ -75,7 +75,8 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
                     "name": "If-Match",
                     "in": "header",
                     "required": False,
-                    "description": 'Apply only if the current revision is this one: "<revision>"',
+                    "description": "Apply only if the current revision is among these: "
+                    '"<revision>", a list ("3", "4") or *; weak tags (W/"3") never match',
                     "schema": {"type": "string"},
                 }
             )

@@ -15,6 +15,7 @@ from admin_api.views import pool_view
 from proxy.config import BackendConfig
 from proxy.control import ControlPlane
 from router import Snapshot, with_backend, with_backend_added, with_backend_removed
+from router.guards import require_eligible
 
 DRAIN_POLL = 0.05
 
@@ -80,10 +81,17 @@ async def patch_backend(request: web.Request) -> web.Response:
             "wait: only with adminState drain or maint (it waits for in-flight requests to end)",
         )
     action = f"set-{change.admin_state}" if change.admin_state else "set-weight"
-    snapshot = await control.apply(
-        lambda current: with_backend(
+
+    def edit(current: Snapshot) -> Snapshot:
+        changed = with_backend(
             current, pool, backend, admin_state=change.admin_state, weight=change.weight
-        ),
+        )
+        if not change.force:
+            require_eligible(current, changed)
+        return changed
+
+    snapshot = await control.apply(
+        edit,
         actor=actor(request),
         action=action,
         target=f"pool/{pool}/backend/{backend}",
@@ -120,7 +128,10 @@ async def delete_backend(request: web.Request) -> web.Response:
                 f"drain {pool}/{backend} first (PATCH adminState=drain, ?wait=...) "
                 "or remove it with ?force=true",
             )
-        return with_backend_removed(current, pool, backend)
+        changed = with_backend_removed(current, pool, backend)
+        if not force:
+            require_eligible(current, changed)
+        return changed
 
     snapshot = await control.apply(
         remove,

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from proxy.control import PreconditionFailed
 from router import SpecError
+from router.guards import NoEligibleBackend
 
 log = logging.getLogger("turnout.admin")
 
@@ -75,6 +76,17 @@ def invalid_change(error: SpecError) -> Problem:
     )
 
 
+def no_eligible_backend(error: NoEligibleBackend) -> Problem:
+    return Problem(
+        409,
+        "no-eligible-backend",
+        "A pool would take more traffic with no eligible backend",
+        f"pool(s) {', '.join(error.pools)} have no ready and healthy backend; "
+        'send "force": true (DELETE: ?force=true) to do it anyway',
+        [{"field": "pool", "message": f"{pool}: no eligible backend"} for pool in error.pools],
+    )
+
+
 def invalid_body(error: ValidationError) -> Problem:
     return Problem(
         422,
@@ -110,6 +122,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         ).response()
     except SpecError as error:
         return invalid_change(error).response()
+    except NoEligibleBackend as error:
+        return no_eligible_backend(error).response()
     except ValidationError as error:
         return invalid_body(error).response()
     except web.HTTPException as error:

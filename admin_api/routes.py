@@ -21,6 +21,7 @@ from router import (
     with_route,
     with_weights,
 )
+from router.guards import require_eligible
 
 
 async def list_routes(request: web.Request) -> web.Response:
@@ -125,7 +126,7 @@ async def _change(
     def guarded(current: Snapshot) -> Snapshot:
         changed = edit(current, name)
         if not force:
-            require_eligible(changed, name)
+            require_eligible(current, changed)
         return changed
 
     snapshot = await control.apply(
@@ -136,24 +137,3 @@ async def _change(
         if_match=if_match(request),
     )
     return _view(control, name, snapshot)
-
-
-def require_eligible(snapshot: Snapshot, route: str) -> None:
-    """Refuse to send a route's traffic to a pool with no eligible (ready, healthy) backend:
-    a switch or weight shift onto such a pool is an outage, so it must be forced."""
-    spec = snapshot.spec.route(route)
-    assert spec is not None
-    if spec.mode == "blue-green":
-        receiving = [spec.active] if spec.active else []
-    else:
-        receiving = [pool for pool, weight in spec.weights if weight > 0]
-    empty = [pool for pool in receiving if not snapshot.pools[pool].eligible]
-    if empty:
-        raise Problem(
-            409,
-            "no-eligible-backend",
-            "A pool that would receive traffic has no eligible backend",
-            f"pool(s) {', '.join(empty)} have no ready and healthy backend; "
-            'send "force": true to do it anyway',
-            [{"field": "pool", "message": f"{pool}: no eligible backend"} for pool in empty],
-        )

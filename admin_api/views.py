@@ -11,6 +11,7 @@ from proxy.health import BackendHealth, HealthChecker
 from proxy.state import Change
 from proxy.telemetry import Telemetry
 from router import Snapshot
+from router.slowstart import ramp_of
 from router.spec import PoolSpec, RouteSpec
 from router.split import percentages
 
@@ -59,12 +60,15 @@ def pool_view(
     pool = snapshot.pools[spec.name]
     inflight = telemetry.inflight()
     eligible = {backend.name for backend in pool.eligible}
+    now = time.time()
     backends = []
     for backend in pool.backends:
+        ramp = ramp_of(pool, backend.name, now)
         view = models.BackendView(
             name=backend.name,
             url=f"http://{backend.host}:{backend.port}",
             weight=backend.weight,
+            effective_weight=round(ramp.effective_weight, 3) if ramp else backend.weight,
             admin_state=backend.admin_state,
             health=backend.health,
             eligible=backend.name in eligible,
@@ -73,11 +77,19 @@ def pool_view(
         state = health.backends.get(backend.key) if health is not None else None
         if state is not None:
             _health_details(view, state)
+        if ramp is not None:
+            view.slow_start = models.SlowStartView(
+                progress=round(100.0 * ramp.progress, 1),
+                since=_iso(ramp.started),
+                until=_iso(ramp.until),
+                remaining_seconds=round(max(0.0, ramp.until - now), 3),
+            )
         backends.append(view)
     return models.PoolView(
         name=spec.name,
         revision=snapshot.revision,
         backends=backends,
+        slow_start=spec.slow_start,
         eligible=len(pool.eligible),
         panic=pool.panic,
     )

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,12 +65,27 @@ _POOL = TypeAdapter(PoolSpec)
 
 
 class PreconditionFailed(Exception):
-    """If-Match named a revision that is no longer current: nothing was changed."""
+    """If-Match named no revision that is current: nothing was changed."""
 
-    def __init__(self, expected: int, current: int) -> None:
-        super().__init__(f"revision {expected} is stale; the current revision is {current}")
+    def __init__(self, expected: tuple[int, ...], current: int) -> None:
+        if not expected:
+            named = "If-Match names no revision (a weak tag never matches)"
+        elif len(expected) == 1:
+            named = f"revision {expected[0]} is stale"
+        else:
+            named = f"revisions {', '.join(map(str, expected))} are stale"
+        super().__init__(f"{named}; the current revision is {current}")
         self.expected = expected
         self.current = current
+
+
+def _same_state(new: Snapshot, old: Snapshot) -> bool:
+    """Whether `new` routes exactly as `old` does (revisions aside): by value, not identity."""
+    return (
+        new.spec == old.spec
+        and dict(new.health) == dict(old.health)
+        and dict(new.readmitted) == dict(old.readmitted)
+    )
 
 
 class ControlPlane:
@@ -165,20 +180,27 @@ class ControlPlane:
         actor: str,
         action: str,
         target: str,
-        if_match: int | None = None,
+        if_match: Collection[int] | None = None,
         record: tuple[dict[str, Any], dict[str, Any]] | None = None,
     ) -> Snapshot:
         """Make `edit(current)` the current snapshot everywhere, record and save it, return it.
 
         `edit` is a pure function (router.edits); its errors propagate and change nothing, as
-        does PreconditionFailed when `if_match` is not the current revision. `record` gives the
-        history's before/after when the change is not one of the spec (health).
+        does PreconditionFailed when the current revision is not among `if_match` (checked
+        first, so a stale write is refused even when it would change nothing). An edit whose
+        result equals the current state (spec, health view) changes nothing and returns the
+        current snapshot. `record` gives the history's before/after when the change is not
+        one of the spec (health).
         """
         async with self._lock:
             current = self.snapshot
-            if if_match is not None and if_match != current.revision:
-                raise PreconditionFailed(if_match, current.revision)
+            if if_match is not None and current.revision not in if_match:
+                raise PreconditionFailed(tuple(sorted(if_match)), current.revision)
             snapshot = self._with_health(edit(current))
+            if _same_state(snapshot, current):
+                # Nothing changed: no new revision (it would make every other client's
+                # If-Match stale), nothing to publish, record or save.
+                return current
             await self.supervisor.publish(snapshot)
             self.snapshot = snapshot
             if record is not None:
@@ -240,7 +262,8 @@ class ControlPlane:
         task.add_done_callback(self._tasks.discard)
 
     async def reload(self, actor: str = "config-file") -> Snapshot:
-        """Re-read the configuration file; ConfigError (nothing changed) if it is invalid."""
+        """Re-read the configuration file; ConfigError (nothing changed) if it is invalid. A
+        file that changes neither the routing state nor the settings makes no new revision."""
         async with self._lock:
             settings, file_snapshot = load_config(self.config_path)
             ignored = [
@@ -256,6 +279,19 @@ class ControlPlane:
                     update={section: getattr(self.settings, section) for section in ignored}
                 )
             spec = carry_runtime(self.file_spec, file_snapshot.spec, self.snapshot.spec)
+            if spec == self.snapshot.spec and settings == self.settings:
+                # Nothing a worker or a client sees changes: no new revision, no history entry.
+                # The file may still differ (an edit that brings it in line with the runtime
+                # state): the next reload compares against it, so keep and save it.
+                if file_snapshot.spec != self.file_spec:
+                    self.file_spec = file_snapshot.spec
+                    self._save()
+                log.info(
+                    "reloaded %s: nothing changed (revision %d)",
+                    self.config_path,
+                    self.snapshot.revision,
+                )
+                return self.snapshot
             try:
                 snapshot = build_snapshot(spec, {}, revision=self.snapshot.revision + 1)
             except SpecError as error:

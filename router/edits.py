@@ -5,6 +5,11 @@ of these and publish the result with a single assignment. Because weights, colou
 states and health live in one snapshot, no reader can ever see, say, new weights with old
 health (the race Pingora's TODO warns about). Every edit validates through `build_snapshot`
 and raises `SpecError` (naming the field) rather than produce a snapshot that cannot route.
+
+An edit that asks for what already is (the active colour, the current weights) returns the
+snapshot unchanged rather than refuse it or touch `previous`/`previous_weights`: a deploy script
+may repeat a step, and rollback must still return to where the route was before the first one.
+The control plane publishes nothing for a result whose spec equals the current one.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ def with_weights(snapshot: Snapshot, route: str, weights: Mapping[str, int]) -> 
     if problems:
         raise SpecError(problems)
     new_weights = tuple((name, weights[name]) for name in order)
+    if new_weights == spec.weights:
+        return snapshot
     edited = replace(spec, weights=new_weights, previous_weights=spec.weights)
     return rebuild(snapshot, _replace_route(snapshot.spec, edited), snapshot.health)
 
@@ -66,7 +73,7 @@ def switch_active(snapshot: Snapshot, route: str, to: str) -> Snapshot:
     if to not in spec.colours:
         raise SpecError([Problem("to", f"{to!r} is not one of the route's pools")])
     if to == spec.active:
-        raise SpecError([Problem("to", f"{to!r} is already active")])
+        return snapshot
     edited = replace(spec, active=to, previous=spec.active)
     return rebuild(snapshot, _replace_route(snapshot.spec, edited), snapshot.health)
 

@@ -281,7 +281,13 @@ async def test_a_pool_without_an_eligible_backend_needs_force(
     backends: dict[str, Backend],
 ) -> None:
     with instance(backends) as proxy:
-        drained = await turnout(proxy.admin_url, "drain", "canary/canary-1")
+        # The canary's only backend, and the canary takes 10 %: a drain must be forced.
+        kept = await turnout(proxy.admin_url, "drain", "canary/canary-1")
+        assert kept.code == 1
+        assert "(HTTP 409)" in kept.err
+        assert "  - pool: canary: no eligible backend" in kept.err
+        assert "hint: add --force" in kept.err
+        drained = await turnout(proxy.admin_url, "drain", "canary/canary-1", "--force")
         assert drained.code == 0, drained.err
         assert drained.out == "backend canary/canary-1: drain, healthy, not eligible, 0 in flight\n"
 
@@ -306,9 +312,10 @@ async def test_switch_and_rollback_move_the_active_colour(backends: dict[str, Ba
         assert switched.out == "route checkout: active green; previous blue; revision 2\n"
         assert await get(proxy, "/checkout") == (200, "green")
 
+        # A deploy script may run the same switch twice: the second changes nothing.
         again = await turnout(proxy.admin_url, "switch", "checkout", "green")
-        assert again.code == 1
-        assert "  - to: 'green' is already active" in again.err
+        assert again.code == 0, again.err
+        assert again.out == "route checkout: active green; previous blue; revision 2\n"
 
         back = await turnout(proxy.admin_url, "rollback", "checkout", "--json")
         assert back.code == 0, back.err
@@ -375,13 +382,16 @@ async def test_drain_wait_returns_once_the_slow_request_in_flight_finished(
             request = asyncio.create_task(get(proxy, "/slow"))
             await _until_inflight(proxy, "slow", 1)
 
-            short = await turnout(proxy.admin_url, "drain", "slow/slow-1", "--timeout", "100ms")
+            # slow-1 is the only backend of a pool taking traffic: --force.
+            short = await turnout(
+                proxy.admin_url, "drain", "slow/slow-1", "--timeout", "100ms", "--force"
+            )
             assert short.code == 1
             assert "Requests still in flight at the deadline (HTTP 409)" in short.err
             assert "1 request(s) still in flight to slow/slow-1 after 0.1 s" in short.err
             assert not finished
 
-            waited = await turnout(proxy.admin_url, "drain", "slow/slow-1", "--wait")
+            waited = await turnout(proxy.admin_url, "drain", "slow/slow-1", "--wait", "--force")
             assert waited.code == 0, waited.err
             returned = time.monotonic()
             assert waited.out == "backend slow/slow-1: drain, healthy, not eligible, 0 in flight\n"
@@ -450,6 +460,12 @@ async def test_workers_and_reload(backends: dict[str, Backend]) -> None:
         pid = (await asyncio.to_thread(proxy.worker_pids))[0]
         assert lines[2].split()[:4] == ["0", str(pid), "yes", "1"]
 
+        # An unchanged file changes nothing: no new revision.
+        same = await turnout(proxy.admin_url, "reload")
+        assert same.code == 0, same.err
+        assert same.out == "reloaded the configuration: revision 1\n"
+        path = proxy.config_path
+        path.write_text(path.read_text() + "\n[upstream]\nread_timeout = 12.0\n")
         reloaded = await turnout(proxy.admin_url, "reload")
         assert reloaded.code == 0, reloaded.err
         assert reloaded.out == "reloaded the configuration: revision 2\n"

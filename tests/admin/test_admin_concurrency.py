@@ -78,7 +78,8 @@ def test_every_read_and_write_carries_the_revision_as_etag(admin: Api) -> None:
     tagged(admin.call("POST", f"{shop}/rollback"))
     backend = "/v1/pools/canary/backends/canary-1"
     tagged(admin.call("PATCH", backend, {"weight": 2}))
-    tagged(admin.call("PATCH", f"{backend}?wait=1s", {"adminState": "drain"}))
+    # canary-1 is the canary's only backend: draining it must be forced.
+    tagged(admin.call("PATCH", f"{backend}?wait=1s", {"adminState": "drain", "force": True}))
     tagged(admin.call("PATCH", backend, {"adminState": "ready"}))
     added = {"name": "c2", "url": "http://127.0.0.1:9"}
     tagged(admin.call("POST", "/v1/pools/canary/backends", added), 201)

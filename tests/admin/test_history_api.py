@@ -39,7 +39,8 @@ def changes(admin: Api) -> dict[str, Any]:
     started = datetime.now(UTC)
     admin.call("PUT", "/v1/routes/web/weights", {"weights": {"stable": 75, "canary": 25}}).ok()
     admin.call("POST", "/v1/routes/shop/switch", {"to": "green"}).ok()
-    admin.call("PATCH", "/v1/pools/canary/backends/canary-1", {"adminState": "drain"}).ok()
+    drain = {"adminState": "drain", "force": True}  # the canary's only backend
+    admin.call("PATCH", "/v1/pools/canary/backends/canary-1", drain).ok()
     # A refused change is not in the history.
     admin.call("PUT", "/v1/routes/web/weights", {"weights": {"stable": 0, "canary": 0}})
     history: dict[str, Any] = admin.get("/v1/history")

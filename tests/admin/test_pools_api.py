@@ -72,13 +72,16 @@ def test_pools_are_listed_with_their_backends(setup: Setup) -> None:
         "name": "pair-1",
         "url": setup.backends["pair-1"].url,
         "weight": 1,
+        "effectiveWeight": 1,
         "adminState": "ready",
         "health": "healthy",
         "eligible": True,
         "inflight": 0,
         "check": None,  # no active health checks configured for this pool
         "ejection": None,
+        "slowStart": None,  # not ramping up (the pool has no slow start)
     }
+    assert pair.json["slowStart"] == 0
 
 
 def test_patch_weight_shifts_traffic_between_backends(setup: Setup) -> None:
@@ -294,8 +297,11 @@ async def test_a_drain_that_does_not_finish_in_time_is_a_409_with_the_count(
     assert await arrival(drain, "/slow", since) == victim
 
     started = time.monotonic()
+    # The last eligible backend of a pool taking traffic: a drain of it must be forced.
     reply = await admin.acall(
-        "PATCH", f"/v1/pools/stable/backends/{victim}?wait=0.2s", {"adminState": "drain"}
+        "PATCH",
+        f"/v1/pools/stable/backends/{victim}?wait=0.2s",
+        {"adminState": "drain", "force": True},
     )
     waited = time.monotonic() - started
     problem = reply.problem(409, "drain-timeout")

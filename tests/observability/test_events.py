@@ -90,7 +90,15 @@ async def test_a_health_ejection_is_one_event(proxy: ProxyProcess) -> None:
 
 
 async def test_a_reload_is_one_event(proxy: ProxyProcess) -> None:
+    # A reload of an unchanged file changes nothing, so it is no event (and no revision).
     before = len(events(proxy))
+    status, body = await admin(proxy, "POST", "/v1/reload")
+    assert status == 200, body
+    await asyncio.sleep(0.1)
+    assert events(proxy)[before:] == []
+
+    path = proxy.config_path
+    path.write_text(path.read_text() + "\n[upstream]\nread_timeout = 12.0\n")
     status, body = await admin(proxy, "POST", "/v1/reload")
     assert status == 200, body
     await asyncio.sleep(0.1)

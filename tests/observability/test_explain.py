@@ -180,7 +180,11 @@ async def test_failover_when_a_pool_is_drained(instance: Instance) -> None:
         assert (view["pool"], view["fallbackFrom"]) == ("fa", None)
     for backend in ("fa-1", "fa-2"):
         status, body = await admin(
-            proxy, "PATCH", f"/v1/pools/fa/backends/{backend}", {"adminState": "drain"}
+            # The pool's last eligible backend takes its share with it: that must be forced.
+            proxy,
+            "PATCH",
+            f"/v1/pools/fa/backends/{backend}",
+            {"adminState": "drain", "force": True},
         )
         assert status == 200, body
     try:

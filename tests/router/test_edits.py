@@ -15,8 +15,10 @@ from router import (
     Snapshot,
     Spec,
     SpecError,
+    abort,
     build_snapshot,
     decide,
+    promote,
     rollback,
     switch_active,
     with_admin_state,
@@ -171,7 +173,6 @@ def test_rollback_blue_green_without_previous(snapshot: Snapshot) -> None:
 @pytest.mark.parametrize(
     ("route", "to", "field"),
     [
-        ("bg", "blue", "to"),  # already active
         ("bg", "stable", "to"),  # not one of the route's pools
         ("bg", "ghost", "to"),
         ("web", "canary", "routes.web"),  # not blue-green
@@ -182,6 +183,32 @@ def test_switch_active_invalid(snapshot: Snapshot, route: str, to: str, field: s
     with pytest.raises(SpecError) as caught:
         switch_active(snapshot, route, to)
     assert _problem_fields(caught) == [field]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda s: switch_active(s, "bg", "blue"),
+        lambda s: with_weights(s, "web", {"stable": 90, "canary": 10}),
+        lambda s: with_weights(s, "web", {"canary": 10, "stable": 90}),
+    ],
+    ids=["switch-to-active", "same-weights", "same-weights-other-order"],
+)
+def test_an_edit_that_changes_nothing_keeps_the_spec(
+    snapshot: Snapshot, edit: Callable[[Snapshot], Snapshot]
+) -> None:
+    # Not even `previous`/`previous_weights`: they are what rollback returns to.
+    assert edit(snapshot).spec == snapshot.spec
+
+
+@pytest.mark.parametrize("verb", [abort, promote], ids=["abort", "promote"])
+def test_a_repeated_abort_or_promote_keeps_what_rollback_returns_to(
+    snapshot: Snapshot, verb: Callable[[Snapshot, str], Snapshot]
+) -> None:
+    once = verb(snapshot, "web")
+    twice = verb(once, "web")
+    assert twice.spec == once.spec
+    assert _route_spec(twice, "web").previous_weights == _weights(snapshot)
 
 
 @pytest.mark.parametrize("state", ["drain", "maint"])
