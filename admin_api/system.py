@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -9,6 +12,7 @@ from admin_api import models
 from admin_api.context import CONTROL, METRICS, OPENAPI
 from admin_api.explain import Refused, explain_request
 from admin_api.http import actor, body, respond
+from admin_api.openapi import server_url
 from admin_api.problems import Problem
 from admin_api.views import change_view
 from proxy.config import ConfigError
@@ -84,7 +88,10 @@ async def history(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+    prepared = request.app[OPENAPI]
+    served: dict[str, Any] = dict(prepared)
+    served["servers"] = [{"url": server_url(request)}]
+    return web.Response(body=orjson.dumps(served), content_type="application/json")
 
 
 async def metrics(request: web.Request) -> web.Response:
