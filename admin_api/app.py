@@ -10,10 +10,10 @@ things is 405.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-import orjson
 from aiohttp import web
 from pydantic import BaseModel
 
@@ -35,7 +35,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class Query:
     name: str
     description: str
-    example: str
+    example: str | int
+    schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
+    """JSON Schema of the value, as the handler reads it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         system.history,
         "Changes, newest first",
         models.HistoryView,
-        query=(Query("limit", "how many changes (1..1000, default 100)", "20"),),
+        query=(
+            Query(
+                "limit",
+                "how many changes (1..1000, default 100)",
+                20,
+                {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+            ),
+        ),
+        errors=(400,),
     ),
     Endpoint("GET", "/v1/routes", routes.list_routes, "Every route", models.RouteList),
     Endpoint(
@@ -207,8 +217,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             Query(
                 "wait",
                 "with adminState drain/maint: return once no request is in flight "
-                "(409 with the count left at the deadline)",
+                "(409 with the count left at the deadline); 500ms, 30s, 2m or plain seconds, "
+                "at most 600 s",
                 "30s",
+                {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?(ms|s|m)?$"},
             ),
         ),
         errors=_WRITE,
@@ -222,7 +234,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         query=(
             Query(
                 "force",
-                "remove even though it is ready (and the last eligible backend of its pool)",
+                "remove even though it is ready or the last eligible backend of its pool:"
+                " true, 1 or yes (else false)",
                 "true",
             ),
         ),
@@ -244,7 +257,7 @@ def create_app(control: ControlPlane) -> web.Application:
         app.router.add_route(endpoint.method, endpoint.path, _with_body(endpoint))
     from admin_api.openapi import document
 
-    app[OPENAPI] = orjson.dumps(document(ENDPOINTS))
+    app[OPENAPI] = document(ENDPOINTS)
     return app
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from proxy.control import ControlPlane
 
 CONTROL = web.AppKey("control", ControlPlane)
-OPENAPI = web.AppKey("openapi", bytes)
+OPENAPI = web.AppKey("openapi", dict[str, Any])
+"""The document without `servers`: that is the address each reader reached it by."""
 METRICS = web.AppKey("metrics", CollectorRegistry)

@@ -10,9 +10,19 @@ from __future__ import annotations
 from random import getrandbits
 
 from admin_api import models
-from router import RequestMeta, Snapshot, decide, normalise_host
-from router.paths import normalise_target
+from proxy.admission import admit_request_line, route_host, target_path
+from proxy.failures import ProxyError
+from router import RequestMeta, Snapshot, decide
 from router.split import percentages
+
+
+class Refused(Exception):
+    """The proxy would answer this request itself (`error.status`), before routing it."""
+
+    def __init__(self, field: str, error: ProxyError) -> None:
+        super().__init__(error.detail)
+        self.field = field
+        self.error = error
 
 
 def explain_request(
@@ -20,17 +30,33 @@ def explain_request(
     snapshot: Snapshot,
     normalize: bool = True,
     merge_slashes: bool = False,
+    max_target: int = 32 * 1024,
 ) -> models.ExplainView:
-    """Raises router.paths.InvalidPath for a path the proxy would answer 400."""
+    """Raises Refused for a request the proxy would refuse (400, 414, 501): its request line
+    is read and admitted by the data plane's own code (proxy.admission)."""
     headers = {name.lower(): value for name, value in ask.headers.items()}
     cookie = headers.get("cookie")
     if ask.cookies:
         pairs = "; ".join(f"{name}={value}" for name, value in ask.cookies.items())
         cookie = f"{cookie}; {pairs}" if cookie else pairs
-    host = normalise_host(ask.host or headers.get("host", ""))
-    path = ask.path.split("?", 1)[0] or "/"
-    if normalize:  # as the data plane's admission does (latin-1: the request line's bytes)
-        path = normalise_target(path.encode("latin-1"), merge_slashes).decode("latin-1")
+    # Text goes on the wire as UTF-8; "surrogatepass" so that no string can fail to encode.
+    method = ask.method.encode("utf-8", "surrogatepass")
+    # The method alone first (with a target every method takes), so the error names the field.
+    _, error = admit_request_line(method, b"/", b"", max_target)
+    if error is not None:
+        raise Refused("method", error)
+    head, error = admit_request_line(
+        method,
+        ask.path.encode("utf-8", "surrogatepass"),
+        (ask.host or headers.get("host", "")).encode("utf-8", "surrogatepass"),
+        max_target,
+        normalize,
+        merge_slashes,
+    )
+    if error is not None:
+        raise Refused("path", error)
+    host = route_host(head.host)
+    path = target_path(head.target)
     roll = ask.roll if ask.roll is not None else getrandbits(64)
     decision = decide(RequestMeta(host, path, headers, cookie), snapshot, roll)
     route, pool = decision.route, decision.pool

@@ -98,6 +98,10 @@ one place to go, so a long malformed value fails in linear time."""
 
 _ANY = re.compile(r"[ \t]*\*[ \t]*")
 
+IF_MATCH_PATTERN = rf"^(?:{_ANY.pattern}|{_TAG_LIST.pattern})$"
+"""The same grammar for the OpenAPI document (ECMA-262 reads it as Python does). It admits a
+list of only empty elements, which parse_if_match refuses: a pattern cannot say "at least one"."""
+
 _REVISION = re.compile(r"0|[1-9][0-9]{0,17}")
 """An ETag this API sends, `"<revision>"`: strong comparison is by the exact characters."""
 

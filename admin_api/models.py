@@ -19,49 +19,56 @@ class Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+class Request(Model):
+    """A request body: strict types, so `"roll": false` or `"weight": "5"` is refused (422), not
+    read as 0 and 5; JSON Schema, which the OpenAPI document promises, has no such coercions."""
+
+    model_config = ConfigDict(strict=True)
+
+
 # Requests
 
 
-class WeightsChange(Model):
+class WeightsChange(Request):
     """Replace every weight of a weighted route (proportions: 0 = no traffic, not all zero)."""
 
-    weights: dict[str, int] = Field(min_length=1, examples=[{"stable": 90, "canary": 10}])
+    weights: dict[str, int] = Field(min_length=1, examples=[{"blue": 90, "canary": 10}])
     force: bool = False
     """Allow giving traffic to a pool that has no eligible (ready and healthy) backend."""
 
 
-class SwitchChange(Model):
+class SwitchChange(Request):
     """Blue-green: make `to` the active colour."""
 
     to: str
     force: bool = False
 
 
-class PromoteChange(Model):
+class PromoteChange(Request):
     """Argo's promote: the candidate pool to 100 % (named when the route has more than two)."""
 
     pool: str | None = None
     force: bool = False
 
 
-class RollbackChange(Model):
+class RollbackChange(Request):
     """Back to the previous colour or weights (the body is optional)."""
 
     force: bool = False
 
 
-class AbortChange(Model):
+class AbortChange(Request):
     """Argo's abort takes nothing (the body is optional; any field in it is refused)."""
 
 
-class UndoChange(Model):
+class UndoChange(Request):
     """Restore the route's definition as it was at `toRevision` (a new revision records it)."""
 
     to_revision: int = Field(ge=1)
     force: bool = False
 
 
-class BackendCreate(Model):
+class BackendCreate(Request):
     """A backend to add to a pool at runtime."""
 
     name: str
@@ -70,7 +77,7 @@ class BackendCreate(Model):
     admin_state: AdminStateName = "ready"
 
 
-class BackendPatch(Model):
+class BackendPatch(Request):
     """Change a backend's admin state and/or weight; give at least one."""
 
     admin_state: AdminStateName | None = None
@@ -79,7 +86,7 @@ class BackendPatch(Model):
     """Allow leaving a pool that takes traffic with no eligible backend (its last one)."""
 
 
-class ExplainRequest(Model):
+class ExplainRequest(Request):
     """A request to route on paper: nothing is sent anywhere."""
 
     method: str = "GET"
@@ -87,7 +94,7 @@ class ExplainRequest(Model):
     path: str = "/"
     headers: dict[str, str] = Field(default_factory=dict)
     cookies: dict[str, str] = Field(default_factory=dict)
-    roll: int | None = Field(None, ge=0)
+    roll: int | None = Field(None, ge=0, le=2**64 - 1)
     """The random number the proxy would draw (fixes a weighted random choice); default random."""
 
 

@@ -2,6 +2,9 @@
 
 OpenAPI 3.1 schemas are JSON Schema 2020-12, which is what pydantic emits, so each model's
 schema goes into `components.schemas` as is (with its nested definitions hoisted there too).
+`servers` is the one part made per request: the address the reader reached this instance by
+(its Host header), else the listener's own address, never a fixed default that tools following
+the document would take to another instance.
 """
 
 from __future__ import annotations
@@ -10,14 +13,17 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from aiohttp import web
 from pydantic import BaseModel
 
+from admin_api.http import IF_MATCH_PATTERN
 from admin_api.models import ProblemView
 
 if TYPE_CHECKING:
     from admin_api.app import Endpoint
 
 REF = "#/components/schemas/{model}"
+
 
 STATUS_TEXT = {
     200: "OK",
@@ -32,6 +38,20 @@ STATUS_TEXT = {
     422: "Invalid body or invalid resulting state (errors[] names each field)",
     503: "Not ready",
 }
+
+
+_HOST = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+"""A Host header this document may name as its server: a name or an address, and a port."""
+
+
+def server_url(request: web.Request) -> str:
+    """Where this instance's admin API is, as seen by the client of `request`."""
+    host = request.headers.get("Host", "")
+    if _HOST.fullmatch(host):
+        return f"http://{host}"
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    address, port = (sockname[0], sockname[1]) if sockname else ("127.0.0.1", 9901)
+    return f"http://[{address}]:{port}" if ":" in address else f"http://{address}:{port}"
 
 
 def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
@@ -64,12 +84,12 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
                 "in": "query",
                 "required": False,
                 "description": query.description,
-                "schema": {"type": "string"},
+                "schema": dict(query.schema),
                 "example": query.example,
             }
             for query in endpoint.query
         ]
-        if endpoint.method in ("POST", "PUT", "PATCH", "DELETE") and not endpoint.public:
+        if 412 in endpoint.errors:  # the writes whose handler reads If-Match
             parameters.append(
                 {
                     "name": "If-Match",
@@ -77,7 +97,7 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
                     "required": False,
                     "description": "Apply only if the current revision is among these: "
                     '"<revision>", a list ("3", "4") or *; weak tags (W/"3") never match',
-                    "schema": {"type": "string"},
+                    "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
                 }
             )
         if parameters:
@@ -97,7 +117,9 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
         else:
             success["content"] = {endpoint.media: {"schema": {"type": "object"}}}
         operation["responses"][str(endpoint.status)] = success
-        for status in endpoint.errors:
+        # Every call but the public ones needs the token whenever tokens are configured.
+        errors = sorted({*endpoint.errors, *(() if endpoint.public else (401,))})
+        for status in errors:
             operation["responses"][str(status)] = {"description": STATUS_TEXT.get(status, "Error")}
             if endpoint.method != "HEAD":
                 operation["responses"][str(status)]["content"] = problem
@@ -112,7 +134,6 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
             "description": "Change traffic at runtime: weights, blue-green switches, rollbacks, "
             "drains. Every change bumps the revision and returns once every worker applied it.",
         },
-        "servers": [{"url": "http://127.0.0.1:9901"}],
         "paths": paths,
         "components": {
             "schemas": schemas,

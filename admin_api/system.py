@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from admin_api import models
 from admin_api.context import CONTROL, METRICS, OPENAPI
-from admin_api.explain import explain_request
+from admin_api.explain import Refused, explain_request
 from admin_api.http import actor, body, respond
+from admin_api.openapi import server_url
 from admin_api.problems import Problem
 from admin_api.views import change_view
 from proxy.config import ConfigError
-from router.paths import InvalidPath
 
 HISTORY_PAGE = 100
 
@@ -85,7 +88,10 @@ async def history(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+    prepared = request.app[OPENAPI]
+    served: dict[str, Any] = dict(prepared)
+    served["servers"] = [{"url": server_url(request)}]
+    return web.Response(body=orjson.dumps(served), content_type="application/json")
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -100,13 +106,20 @@ async def explain(request: web.Request) -> web.Response:
     control = request.app[CONTROL]
     snapshot, downstream = control.snapshot, control.settings.downstream
     try:
-        view = explain_request(ask, snapshot, downstream.normalize_path, downstream.merge_slashes)
-    except InvalidPath as error:
+        view = explain_request(
+            ask,
+            snapshot,
+            downstream.normalize_path,
+            downstream.merge_slashes,
+            downstream.max_header_bytes,
+        )
+    except Refused as refused:
+        error = refused.error
         raise Problem(
             422,
             "invalid-body",
             "Invalid request body",
-            "the proxy answers a request with this path 400",
-            [{"field": "path", "message": str(error)}],
+            f"the proxy answers {error.status} to this request: {error.detail}",
+            [{"field": refused.field, "message": error.detail}],
         ) from None
     return respond(view, revision=snapshot.revision)

@@ -5,20 +5,98 @@ HTTP/1.1, supported versions and Expect values, no CONNECT, no Transfer-Encoding
 rewrites an absolute-form target to origin form, which servers must accept (RFC 9112 §3.2.2)
 but many backends do not, and normalises the path (router.paths) so that routing and the backend read the same one.
 `request_meta` is the adapter from the parsed head to the router's `RequestMeta`.
+
+`admit_request_line` runs the same llhttp settings and the same `admit` on a request described
+in words (POST /v1/explain), so the admin API refuses exactly the targets the proxy refuses:
+one judge for both, never a second reading of RFC 9112.
 """
 
 from __future__ import annotations
+
+from httptools import (
+    HttpParserCallbackError,
+    HttpParserError,
+    HttpParserUpgrade,
+    HttpRequestParser,
+)
 
 from proxy.failures import (
     BadRequest,
     ExpectationFailed,
     NotImplementedMethod,
     ProxyError,
+    UriTooLong,
     VersionNotSupported,
 )
 from proxy.headers import RequestHead
 from router import RequestMeta, Snapshot, normalise_host
 from router.paths import InvalidPath, normalise_target
+
+
+def request_parser(protocol: object) -> HttpRequestParser:
+    """llhttp as the data plane runs it on a client connection."""
+    parser = HttpRequestParser(protocol)
+    # Versions are checked by `admit` (RFC 9112 §2.3: HTTP/1.2 is served as 1.1, HTTP/2+
+    # gets 505) instead of llhttp refusing everything but 0.9-2.0 with a bare 400.
+    parser.set_dangerous_leniencies(lenient_version=True)
+    return parser
+
+
+def add_target(head: RequestHead, url: bytes, limit: int) -> None:
+    """llhttp's on_url: the target may come in pieces; one longer than `limit` is 414."""
+    head.target += url
+    if len(head.target) > limit:
+        raise UriTooLong("request target too long")
+
+
+class _RequestLine:
+    """The llhttp protocol of `admit_request_line`: only the target and the end are read."""
+
+    def __init__(self, limit: int) -> None:
+        self.head = RequestHead()
+        self.limit = limit
+        self.complete = False
+
+    def on_url(self, url: bytes) -> None:
+        add_target(self.head, url, self.limit)
+
+    def on_headers_complete(self) -> None:
+        self.complete = True  # where the data plane admits a request
+
+
+def admit_request_line(
+    method: bytes,
+    target: bytes,
+    host: bytes,
+    limit: int,
+    normalize: bool = True,
+    merge_slashes: bool = False,
+) -> tuple[RequestHead, ProxyError | None]:
+    """`method target HTTP/1.1` with `Host: host`, read and admitted as the data plane reads
+    and admits it off the wire; the head (target normalised) and the error the proxy would
+    answer with, if any. `limit`: [downstream] max_header_bytes."""
+    line = _RequestLine(limit)
+    head = line.head
+    parser = request_parser(line)
+    try:
+        # The Host field is set below, not written here: only the request line is in question.
+        parser.feed_data(method + b" " + target + b" HTTP/1.1\r\nHost: -\r\n\r\n")
+    except HttpParserUpgrade:
+        pass  # CONNECT: llhttp stops after the head; `admit` answers it 501
+    except HttpParserCallbackError as error:
+        cause = error.__context__
+        if isinstance(cause, ProxyError):
+            return head, cause
+        raise
+    except HttpParserError as error:
+        return head, BadRequest(f"malformed request: {error}")
+    if not line.complete or head.target != target or parser.get_method() != method:
+        # A space, CR or LF ended the line early: no client can send this as one target.
+        return head, BadRequest("malformed request: not one request line")
+    head.method = method
+    head.host = host
+    head.host_count = 1
+    return head, admit(head, parser.get_http_version(), normalize, merge_slashes)
 
 
 def admit(
@@ -77,15 +155,17 @@ def admit(
 def request_meta(head: RequestHead, host: str, snapshot: Snapshot) -> RequestMeta:
     """What the router sees of a request; `host` is `route_host(head.host)`. The path and the
     cookie are decoded only when some route of `snapshot` reads them."""
-    path = "/"
-    if snapshot.reads_path:
-        target = head.target
-        query = target.find(b"?")
-        path = (target if query == -1 else target[:query]).decode("latin-1")
+    path = target_path(head.target) if snapshot.reads_path else "/"
     cookie = None
     if snapshot.reads_cookie and head.cookie is not None:
         cookie = head.cookie.decode("latin-1")
     return RequestMeta(host, path, head.rule_values, cookie)
+
+
+def target_path(target: bytes) -> str:
+    """The path of an admitted target, as routes match it: without the query."""
+    query = target.find(b"?")
+    return (target if query == -1 else target[:query]).decode("latin-1")
 
 
 def route_host(raw: bytes | None) -> str:

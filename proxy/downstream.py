@@ -26,14 +26,13 @@ from httptools import (
     HttpRequestParser,
 )
 
-from proxy.admission import admit
+from proxy.admission import add_target, admit, request_parser
 from proxy.exchange import Exchange
 from proxy.failures import (
     BadRequest,
     HeadersTooLarge,
     ProxyError,
     RequestTimeout,
-    UriTooLong,
 )
 from proxy.headers import (
     H_CONNECTION,
@@ -112,10 +111,7 @@ class Downstream(asyncio.Protocol):
     def __init__(self, dp: DataPlane) -> None:
         self.dp = dp
         self.transport: asyncio.Transport | None = None
-        self.parser = HttpRequestParser(self)
-        # Versions are checked by `admit` (RFC 9112 §2.3: HTTP/1.2 is served as 1.1, HTTP/2+
-        # gets 505) instead of llhttp refusing everything but 0.9-2.0 with a bare 400.
-        self.parser.set_dangerous_leniencies(lenient_version=True)
+        self.parser = request_parser(self)
         self.queue: deque[Exchange] = deque()
         self.head: RequestHead | None = None
         self.installed: Installed = dp.installed
@@ -250,9 +246,7 @@ class Downstream(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         head = self.head
         assert head is not None
-        head.target += url
-        if len(head.target) > self.dp.max_header_bytes:
-            raise UriTooLong("request target too long")
+        add_target(head, url, self.dp.max_header_bytes)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self.in_head:

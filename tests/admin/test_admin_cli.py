@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from cli_support import turnout
 
 from admin_api.client import AdminClient, AdminError, AdminUnreachable
 from helpers import TURNOUT, Backend, ProxyProcess, config, free_port, proxy_process, start_backend
@@ -46,39 +45,6 @@ ROUTES: dict[str, Any] = {
         ],
     },
 }
-
-
-@dataclass
-class Run:
-    """What a `turnout` command did."""
-
-    code: int
-    out: str
-    err: str
-    seconds: float
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-async def turnout(url: str | None, *args: str, token: str | None = None) -> Run:
-    """`turnout ARGS` with the admin URL (and token) from the environment, as in a script."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TURNOUT_")}
-    if url is not None:
-        env["TURNOUT_ADMIN_URL"] = url
-    if token is not None:
-        env["TURNOUT_ADMIN_TOKEN"] = token
-    started = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        TURNOUT,
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode is not None
-    return Run(process.returncode, out.decode(), err.decode(), time.monotonic() - started)
 
 
 @pytest.fixture

@@ -133,6 +133,15 @@ CASES = [
     Case("undo-unknown-field", "POST", "/v1/routes/web/undo", {"toRevision": 1, "route": "web"}, slug="invalid-body", fields=("route",)),
     Case("backend-unknown-field", "POST", "/v1/pools/stable/backends", {"name": "s9", "url": "http://127.0.0.1:9", "zone": "a"}, slug="invalid-body", fields=("zone",)),
     Case("patch-unknown-field", "PATCH", BACKEND, {"weight": 1, "state": "drain"}, slug="invalid-body", fields=("state",)),
+    # Strict types: JSON Schema's integer is not true or "50", its boolean not "yes".
+    Case("weights-boolean", "PUT", "/v1/routes/web/weights", {"weights": {"stable": True, "canary": 1}}, slug="invalid-body", fields=("weights.stable",)),
+    Case("weights-numeric-string", "PUT", "/v1/routes/web/weights", {"weights": {"stable": "50", "canary": 50}}, slug="invalid-body", fields=("weights.stable",)),
+    Case("weights-float", "PUT", "/v1/routes/web/weights", {"weights": {"stable": 50.0, "canary": 50}}, slug="invalid-body", fields=("weights.stable",)),
+    Case("force-string", "POST", "/v1/routes/shop/switch", {"to": "green", "force": "yes"}, slug="invalid-body", fields=("force",)),
+    Case("force-number", "PUT", "/v1/routes/web/weights", {**WEIGHTS, "force": 1}, slug="invalid-body", fields=("force",)),
+    Case("undo-revision-string", "POST", "/v1/routes/web/undo", {"toRevision": "1"}, slug="invalid-body", fields=("toRevision",)),
+    Case("patch-weight-boolean", "PATCH", BACKEND, {"weight": False}, slug="invalid-body", fields=("weight",)),
+    Case("add-backend-weight-string", "POST", "/v1/pools/stable/backends", {"name": "s9", "url": "http://127.0.0.1:9", "weight": "2"}, slug="invalid-body", fields=("weight",)),
     # Methods: reads are GET, changes are never GET.
     Case("get-switch", "GET", "/v1/routes/web/switch", status=405, slug="method-not-allowed", allow="POST"),
     Case("get-weights", "GET", "/v1/routes/web/weights", status=405, slug="method-not-allowed", allow="PUT"),

@@ -95,8 +95,8 @@ def test_path_and_query_parameters_are_documented(document: dict[str, Any]) -> N
             assert ("path", name) in parameters, endpoint.path
         for query in endpoint.query:
             assert ("query", query.name) in parameters, endpoint.path
-        if endpoint.method != "GET" and not endpoint.public:
-            assert ("header", "If-Match") in parameters, endpoint.path
+        # If-Match exactly where the handler reads it (and so may answer 412).
+        assert (("header", "If-Match") in parameters) is (412 in endpoint.errors), endpoint.path
     patch = document["paths"]["/v1/pools/{pool}/backends/{backend}"]
     assert "wait" in {p["name"] for p in patch["patch"]["parameters"]}
     assert "force" in {p["name"] for p in patch["delete"]["parameters"]}
@@ -198,3 +198,27 @@ def test_what_the_instance_answers_matches_the_document(
     conforms(document, "ProblemView", reply.problem(422, "invalid-change"))
     with pytest.raises(jsonschema.ValidationError):
         conforms(document, "RouteView", {"name": "web"})
+
+
+def test_servers_name_the_address_the_document_was_fetched_from(admin: Api) -> None:
+    # No fixed 127.0.0.1:9901: this instance listens on a free port.
+    assert admin.get("/v1/openapi.json")["servers"] == [{"url": admin.url}]
+    for host in ("admin.example:8443", "[::1]:9901", "10.1.2.3"):
+        reply = admin.call("GET", "/v1/openapi.json", headers={"Host": host})
+        assert reply.ok()["servers"] == [{"url": f"http://{host}"}]
+    # A Host that names no server: the listener's own address instead.
+    reply = admin.call("GET", "/v1/openapi.json", headers={"Host": "a b/c"})
+    assert reply.ok()["servers"] == [{"url": admin.url}]
+
+
+def test_401_is_documented_wherever_a_token_is_needed(document: dict[str, Any]) -> None:
+    for endpoint in ENDPOINTS:
+        responses = document["paths"][endpoint.path][endpoint.method.lower()]["responses"]
+        assert ("401" in responses) is not endpoint.public, (endpoint.method, endpoint.path)
+
+
+def test_history_limit_is_an_integer_and_its_400_documented(document: dict[str, Any]) -> None:
+    operation = document["paths"]["/v1/history"]["get"]
+    (limit,) = [p for p in operation["parameters"] if p["name"] == "limit"]
+    assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}
+    assert "400" in operation["responses"]

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from admin_api.cli import observed_text
+from admin_api.cli.render import observed_text
 from admin_api.shares import shares
 from admin_api.views import route_view
 from proxy.channel import Stats

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from health_support import admin, backend_view, health_config, started, wait_until
 
-from admin_api.cli import render_pools
+from admin_api.cli.render import render_pools
 from helpers import config, proxy_process
 
 SLOW_START = 4.0

@@ -274,6 +274,9 @@ async def test_explaining_sends_nothing_to_any_backend(instance: Instance) -> No
         ({"cookies": {"tid": 1}}, "cookies.tid"),
         ({"roll": "seven"}, "roll"),
         ({"roll": -1}, "roll"),
+        ({"roll": False}, "roll"),
+        ({"roll": "7"}, "roll"),
+        ({"roll": 2**64}, "roll"),
         ({"path": "/app/%zz"}, "path"),
     ],
     ids=[
@@ -283,6 +286,9 @@ async def test_explaining_sends_nothing_to_any_backend(instance: Instance) -> No
         "cookie not a string",
         "roll not a number",
         "negative roll",
+        "roll false",
+        "roll a numeric string",
+        "roll over 64 bits",
         "a path the proxy answers 400",
     ],
 )

@@ -68,3 +68,17 @@ def test_a_changed_pyproject_installs_again_keeping_the_extras(tmp_path: Path) -
         file.write("\n# a new dependency\n")
     assert bootstrap(root) == ["-m pip install --quiet -e .[dev,native]"]
     assert bootstrap(root, "dev") == []
+
+
+def test_a_stamp_of_the_old_format_installs_again(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    digest = subprocess.run(
+        "sha256sum < pyproject.toml | cut -c1-16",
+        shell=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (root / ".venv" / ".turnout-installed").write_text(f"{digest} .[native,dev]\n")
+    assert bootstrap(root) == ["-m pip install --quiet -e .[native]"]
