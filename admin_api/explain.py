@@ -34,7 +34,8 @@ def explain_request(
 ) -> models.ExplainView:
     """Raises Refused for a request the proxy would refuse (400, 414, 501): its request line
     is read and admitted by the data plane's own code (proxy.admission)."""
-    headers = {name.lower(): value for name, value in ask.headers.items()}
+    # As the proxy reads them (proxy.headers.rule_text): a value without the whitespace around it.
+    headers = {name.lower(): value.strip(" \t") for name, value in ask.headers.items()}
     cookie = headers.get("cookie")
     if ask.cookies:
         pairs = "; ".join(f"{name}={value}" for name, value in ask.cookies.items())

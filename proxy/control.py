@@ -1,12 +1,14 @@
 """The control plane: the one owner of an instance's routing state.
 
 Theory of operation. There is exactly one current `Snapshot`, held here. Every change (admin
-API, reload, later the health checker) goes through `apply`, which holds a lock and, in order:
+API, reload, the health checker) goes through `apply`, which holds a lock and, in order:
 checks the caller's precondition (If-Match: the revision it read), computes the new snapshot
 with a pure edit (which validates), publishes it to every worker and waits until each has
 applied it, records who changed what in the history, saves the state, and only then makes it
 current and returns. Writers never race each other (the lock), never lose an update (the
-precondition), and a caller that got an answer knows every worker routes by it.
+precondition), and a caller that got an answer knows every worker routes by it. A change that
+changes nothing (the same spec, health and readmissions) is no change: no publish, no record, no
+new revision, so repeating a write never makes another client's If-Match stale.
 
 Lifecycle: `starting` (workers coming up), `serving`, `draining` (SIGTERM: /ready is 503, workers
 finish in-flight requests, then the process exits 0). SIGHUP or POST /v1/reload re-reads the

@@ -47,12 +47,12 @@ def _pct(value: float) -> str:
 
 
 def weights_text(weights: dict[str, int], percentages: dict[str, float] | None = None) -> str:
-    """`blue 90 (90%), canary 10 (10%)`: the integers operators set, and what they mean."""
-    shares = percentages or {}
-    return ", ".join(
-        f"{pool} {weight} ({_pct(shares[pool])})" if pool in shares else f"{pool} {weight}"
-        for pool, weight in weights.items()
-    )
+    """`blue 90 (90%), canary 10 (10%)`: the integers operators set, and what they mean (given
+    `percentages`, the view's; shown from the weights themselves so that they add up to 100)."""
+    if percentages is None:
+        return ", ".join(f"{pool} {weight}" for pool, weight in weights.items())
+    shown = shares(weights, 1)
+    return ", ".join(f"{pool} {weight} ({_pct(shown[pool])})" for pool, weight in weights.items())
 
 
 def observed_text(view: JSON) -> str:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from admin_api.cli.render import observed_text
+from admin_api.cli.render import observed_text, weights_text
 from admin_api.shares import shares
 from admin_api.views import route_view
 from proxy.channel import Stats
@@ -110,3 +110,13 @@ def test_the_route_view_shows_an_observed_split_adding_up_to_100() -> None:
     view = route_view(spec.routes[0], build_snapshot(spec), telemetry)
     assert view.observed == {"a": 1, "b": 1, "c": 4}
     assert view.observed_percentages == {"a": 16.67, "b": 16.66, "c": 66.67}
+
+
+def test_the_cli_shows_set_weights_as_percentages_that_add_up_to_100() -> None:
+    """1 : 1 : 1 was shown as 33.3 % three times (the view's own percentages, rounded each)."""
+    third = 100 / 3
+    text = weights_text({"a": 1, "b": 1, "c": 1}, {"a": third, "b": third, "c": third})
+    assert text == "a 1 (33.4%), b 1 (33.3%), c 1 (33.3%)"
+    assert weights_text({"a": 1, "b": 1, "c": 4}, {}) == "a 1 (16.7%), b 1 (16.6%), c 4 (66.7%)"
+    # Without percentages (a blue-green route's previous weights), the integers alone.
+    assert weights_text({"a": 1, "b": 1}) == "a 1, b 1"

@@ -131,6 +131,15 @@ async def test_a_header_rule(instance: Instance) -> None:
     assert view["deterministic"] is True
 
 
+@pytest.mark.parametrize("value", ["always ", " always\t", "\talways \t"])
+async def test_a_header_rule_reads_the_value_without_surrounding_whitespace(
+    instance: Instance, value: str
+) -> None:
+    """As the proxy does (RFC 9110 §5.5; tests/proxy/test_routing.py sends these raw)."""
+    view = await explain(instance.proxy, {"path": "/app/x", "headers": {"x-canary": value}})
+    assert (view["rule"], view["ruleName"], view["pool"]) == ("header", "testers", "canary")
+
+
 async def test_sticky_cookies(instance: Instance) -> None:
     values = [
         *cookies_for(instance.snapshot, "/app/x", "tid", "stable", 4),
