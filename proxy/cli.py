@@ -95,6 +95,7 @@ class _Version(argparse.Action):
 
 
 def _run(args: argparse.Namespace) -> int:
+    _choose_build()
     import uvloop
 
     from proxy.config import ConfigError, load_config
@@ -110,6 +111,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    _choose_build()
     from proxy.config import ConfigError, load_config
 
     try:
@@ -120,6 +122,14 @@ def _check_config(args: argparse.Namespace) -> int:
     print(f"{args.config}: OK")
     print(describe(snapshot))
     return 0
+
+
+def _choose_build() -> None:
+    """Compiled build or sources (proxy/native.py): before anything imports the router, so
+    first in every command that does; the admin commands never load it."""
+    from proxy import native
+
+    native.activate()
 
 
 def describe(snapshot: Snapshot) -> str:
@@ -154,6 +164,7 @@ def describe(snapshot: Snapshot) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    _choose_build()
     import uvloop
 
     from proxy.config import ConfigError, load_config
@@ -178,6 +189,7 @@ def _port(text: str) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    _choose_build()
     # Imported only here: the proxy itself never loads the benchmark.
     from benchmarks.__main__ import main as bench_main
 

@@ -1,12 +1,18 @@
 """The composition root: a whole turnout instance, what `turnout run` starts.
 
-The one module that knows every other: it assembles the configuration, the control plane (which
-owns the supervisor, the health checker and the workers) and the admin API served over it.
-Nothing in the data plane or the router imports it; the command line and the demo do. A worker
-process never loads it (nor aiohttp): workers run proxy/worker.py.
+The one module that knows every other: it chooses the build of the data plane (proxy/native.py),
+then assembles the configuration, the control plane (which owns the supervisor, the health
+checker and the workers) and the admin API served over it. Nothing in the data plane or the
+router imports it; the command line and the demo do. A worker process never loads it (nor
+aiohttp): workers run proxy/worker.py.
 """
 
+# ruff: noqa: E402  (the build is chosen before any module it governs is imported)
 from __future__ import annotations
+
+from proxy import native
+
+native.activate()
 
 import asyncio
 import logging
@@ -21,7 +27,7 @@ from admin_api.app import create_app
 from proxy.config import ConfigError, Settings
 from proxy.control import ControlPlane
 from proxy.ports import PortInUse, is_in_use
-from router import Snapshot, native
+from router import Snapshot
 
 log = logging.getLogger("turnout")
 

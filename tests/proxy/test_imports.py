@@ -59,9 +59,12 @@ def _loaded(modules: list[str], package: str) -> list[str]:
     [
         # `python -m proxy.worker`: the module and whatever it imports.
         ("import proxy.worker", ("aiohttp", "admin_api", "benchmarks", "proxy.instance")),
-        # The admin commands start without the server: no pydantic, no aiohttp.
-        ("import proxy.cli", ("admin_api", "benchmarks", "aiohttp", "pydantic")),
-        (_HELP, ("aiohttp", "benchmarks", "pydantic", "proxy.instance")),
+        # The admin commands start without the server: no pydantic, no router, no aiohttp.
+        (
+            "import proxy.cli",
+            ("admin_api", "benchmarks", "aiohttp", "pydantic", "router", "proxy.native"),
+        ),
+        (_HELP, ("aiohttp", "benchmarks", "pydantic", "router", "proxy.instance")),
     ],
     ids=["worker", "cli", "cli-help"],
 )
