@@ -23,8 +23,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from proxy import native
 from proxy.control import ControlPlane
-from router import native
 
 ADMIN_STATES = ("ready", "drain", "maint")
 

@@ -6,7 +6,12 @@ python -m benchmarks health [--backends 50] [--interval 1]
 python -m benchmarks idle [--connections 10000] [--targets turnout,nginx,haproxy] [--json PATH]
 """
 
+# ruff: noqa: E402  (the build is chosen before the router benchmark imports the router)
 from __future__ import annotations
+
+from proxy import native
+
+native.activate()
 
 import argparse
 import json

@@ -31,7 +31,7 @@ from benchmarks.targets import (
     TargetName,
     start_target,
 )
-from router import native
+from proxy import native
 
 
 class SetupError(RuntimeError):

@@ -1,5 +1,6 @@
-"""turnout runtime: the data plane, its configuration and the command line."""
+"""turnout runtime: the data plane, its configuration and the command line.
 
-# Imported first so that router.native decides, before any proxy module loads, whether the
-# compiled build or the sources run (see router/native.py).
-import router  # noqa: F401
+Importing this package imports nothing: entry points (proxy/cli.py, proxy/worker.py,
+proxy/instance.py) choose the compiled build or the sources (proxy/native.py) before they import
+the router or the data plane.
+"""

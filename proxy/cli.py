@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from admin_api.cli import register as register_admin_commands
-
-# The proxy's own modules (pydantic, uvloop, the router) are imported by the commands that use
-# them: the admin commands (status, weights, ...) then start in a third of the time.
+# Every module is imported by the commands that use it: the proxy's own (pydantic, uvloop, the
+# router, the whole instance) by run, check-config and demo, so that the admin commands
+# (status, weights, ...) start in a third of the time; the admin CLI's parsers (standard library
+# only) when the parser is built; the benchmark only by bench.
 if TYPE_CHECKING:
     from router import Snapshot
 
@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.set_defaults(command=_bench)
 
     # status, weights, switch, drain, ...: drive a running instance through its admin API.
+    from admin_api.cli import register as register_admin_commands
+
     register_admin_commands(commands)
     return parser
 
@@ -93,10 +95,11 @@ class _Version(argparse.Action):
 
 
 def _run(args: argparse.Namespace) -> int:
+    _choose_build()
     import uvloop
 
     from proxy.config import ConfigError, load_config
-    from proxy.server import run
+    from proxy.instance import run
 
     try:
         settings, snapshot = load_config(args.config)
@@ -108,6 +111,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    _choose_build()
     from proxy.config import ConfigError, load_config
 
     try:
@@ -118,6 +122,14 @@ def _check_config(args: argparse.Namespace) -> int:
     print(f"{args.config}: OK")
     print(describe(snapshot))
     return 0
+
+
+def _choose_build() -> None:
+    """Compiled build or sources (proxy/native.py): before anything imports the router, so
+    first in every command that does; the admin commands never load it."""
+    from proxy import native
+
+    native.activate()
 
 
 def describe(snapshot: Snapshot) -> str:
@@ -152,6 +164,7 @@ def describe(snapshot: Snapshot) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    _choose_build()
     import uvloop
 
     from proxy.config import ConfigError, load_config
@@ -176,6 +189,7 @@ def _port(text: str) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    _choose_build()
     # Imported only here: the proxy itself never loads the benchmark.
     from benchmarks.__main__ import main as bench_main
 

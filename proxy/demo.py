@@ -18,8 +18,8 @@ from typing import Any
 from aiohttp import web
 
 from proxy.config import Settings
+from proxy.instance import Instance
 from proxy.ports import PortInUse, is_in_use, refuse_if_served
-from proxy.server import Instance
 from router import Snapshot, build_snapshot
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

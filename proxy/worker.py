@@ -16,7 +16,12 @@ Ctrl-C in a terminal reaches the whole process group; workers ignore SIGINT and 
 plane decide, so that a shutdown is always the orderly one.
 """
 
+# ruff: noqa: E402  (the build is chosen before any module it governs is imported)
 from __future__ import annotations
+
+from proxy import native
+
+native.activate()
 
 import argparse
 import asyncio

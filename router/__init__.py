@@ -6,12 +6,10 @@ proves it. The data plane, the admin API and the tests all route through the sam
     snapshot = build_snapshot(spec)                 # validate + compile, once per change
     decision = decide(meta, snapshot, roll)         # which route, rule and pool, and why
     index = pick_backend(decision.pool, loads, roll)  # which backend in the pool
+
+Importing it does nothing else either: no file read, no import hook. Whether the compiled
+build of its hot modules runs is decided outside, by whoever starts the process (proxy/native.py).
 """
-
-# ruff: noqa: E402  (the compiled-build check runs before any module it governs is imported)
-from router import native
-
-native.activate()
 
 from router.build import Problem, SpecError, build_snapshot
 from router.decide import decide, fail_over_from

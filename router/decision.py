@@ -1,7 +1,7 @@
 """The input and output of a routing decision: plain values, no I/O types.
 
 Both are built once per request. They are small immutable classes rather than NamedTuples or
-frozen dataclasses: compiled (router.native), constructing one is a native call, where a
+frozen dataclasses: compiled (proxy.native), constructing one is a native call, where a
 NamedTuple's `__new__` is interpreted Python however the caller was built.
 """
 

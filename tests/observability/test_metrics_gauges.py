@@ -18,7 +18,7 @@ import pytest
 from obs_support import Echo, admin, backend_loop, fetch, scrape, scrape_sync, wait_for
 
 from helpers import ProxyProcess, config, free_port, proxy_process
-from router import native
+from proxy import native
 
 HEALTH = {
     "enabled": True,

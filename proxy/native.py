@@ -8,10 +8,16 @@ modules into C extensions with the same behaviour, and the benchmark shows the d
 Where the build lives: each compiled module sits beside its source
 (`proxy/exchange.cpython-311-x86_64-linux-gnu.so` next to `proxy/exchange.py`), where Python's
 importer prefers it. A module compiled from an older source would silently run old code, so a
-build records the digest of every source it compiled, and `activate()` (run by
-`router/__init__.py`, before any compiled module can load) falls back to the sources when any of
-them changed since. All or none: compiled modules call one another directly, so mixing one stale
-module with fresh ones would still run the stale code.
+build records the digest of every source it compiled, and `activate()` falls back to the sources
+when any of them changed since. All or none: compiled modules call one another directly, so
+mixing one stale module with fresh ones would still run the stale code.
+
+Who activates: whatever starts a process that runs the data plane, before it imports any
+compiled module: the composition root (proxy/instance.py), a worker (proxy/worker.py), the
+command line (proxy/cli.py), the benchmark (benchmarks/__main__.py) and the test suite
+(tests/conftest.py). This module lives beside the router, not in it: `import router` reads no
+file and installs no hook, so a program that imports the router without activating gets what
+Python's importer finds (the extension when one is there).
 
 `TURNOUT_NATIVE` chooses: `auto` (default: compiled when fresh, else the sources), `off` (always
 the sources: debugging, or measuring what compiling buys), `require` (fail unless the fresh
@@ -60,7 +66,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("router", "proxy")
 """The packages compiled modules live in."""
 
-MANIFEST = ROOT / "router" / "native-build.json"
+MANIFEST = ROOT / "proxy" / "native-build.json"
 """What the last build compiled: the interpreter and each source's digest."""
 
 State = Literal["compiled", "stale", "source", "off"]
@@ -68,6 +74,8 @@ State = Literal["compiled", "stale", "source", "off"]
 sources run; source: no build; off: TURNOUT_NATIVE=off, so the sources run."""
 
 state: State = "source"
+
+_activated = False
 
 
 class NativeBuildError(ImportError):
@@ -134,10 +142,18 @@ class _SourcesFirst(importlib.abc.MetaPathFinder):
 
 
 def activate() -> State:
-    """Decide, once per process, whether the compiled build or the sources run."""
-    global state
-    if any(finder.__class__ is _SourcesFirst for finder in sys.meta_path):
+    """Decide, once per process, whether the compiled build or the sources run. Later calls
+    return the decision; the first must come before any compiled module is imported."""
+    global state, _activated
+    if _activated:
         return state
+    # Too late to choose: a module already imported stays whichever build the importer found.
+    early = sorted(module for module in MODULES if module in sys.modules)
+    if early:
+        raise RuntimeError(
+            f"proxy.native.activate() came too late: {', '.join(early)} already imported "
+            "(activate before importing the router or the data plane)"
+        )
     mode = os.environ.get("TURNOUT_NATIVE", "auto")
     state = "off" if mode == "off" else inspect()
     if mode == "require" and state != "compiled":
@@ -147,6 +163,7 @@ def activate() -> State:
         )
     if state != "compiled":
         sys.meta_path.insert(0, _SourcesFirst())
+    _activated = True
     return state
 
 
@@ -162,9 +179,10 @@ def describe() -> str:
 
 
 # mypyc's own command names the shared library after a hash and puts it at the top level, which
-# an editable install cannot import; naming the group puts it inside this package instead
-# (router/native__mypyc.*.so). pyproject's mypy settings apply, except that the note about its
-# sections for modules not compiled here is not an error.
+# an editable install cannot import; naming the group puts it inside a package instead
+# (router/native__mypyc.*.so). The router's, not this one: every compiled module imports it, and
+# the router never imports the proxy. pyproject's mypy settings apply, except that the note
+# about its sections for modules not compiled here is not an error.
 _SETUP = """
 import sys
 from mypyc.build import mypycify
@@ -198,6 +216,8 @@ def clean() -> None:
         stray.unlink()
     for shared in ROOT.glob("router/native__mypyc.*"):
         shared.unlink()
+    # Where the record lived while this module was router/native.py.
+    (ROOT / "router" / MANIFEST.name).unlink(missing_ok=True)
 
 
 def main(argv: list[str]) -> int:

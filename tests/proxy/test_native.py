@@ -1,4 +1,4 @@
-"""The compiled build is used only when it matches its sources (router/native.py).
+"""The compiled build is used only when it matches its sources (proxy/native.py).
 
 Each test copies the `router` and `proxy` packages into a temporary folder and imports them in
 a fresh interpreter there, so that editing a source or faking a compiled file touches nothing
@@ -7,6 +7,7 @@ the rest of the suite runs.
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import os
 import shutil
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from router import native
+from helpers import config, proxy_process
+from proxy import native
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # an edit made to router/pick.py (see test_an_edited_source_runs_not_its_stale_build) is live.
 _CHILD = """
 import json, sys
+from proxy import native
+native.activate()
 import proxy.exchange, router.pick
-from router import native
 print(json.dumps({
     "state": native.state,
     "exchange": proxy.exchange.__file__,
@@ -88,7 +91,7 @@ def test_without_a_build_the_sources_run(tmp_path: Path) -> None:
 
 def test_a_build_without_its_record_is_stale_and_never_loaded(tmp_path: Path) -> None:
     root = _copy_tree(tmp_path)
-    (root / "router" / native.MANIFEST.name).unlink(missing_ok=True)
+    (root / native.MANIFEST.relative_to(ROOT)).unlink(missing_ok=True)
     _fake_build(root)
     # Importing one of the fake files would raise ImportError: the sources must run instead.
     report = _report(_import_in(root))
@@ -99,7 +102,7 @@ def test_a_build_without_its_record_is_stale_and_never_loaded(tmp_path: Path) ->
 
 def test_require_refuses_to_start_on_a_stale_build(tmp_path: Path) -> None:
     root = _copy_tree(tmp_path)
-    (root / "router" / native.MANIFEST.name).unlink(missing_ok=True)
+    (root / native.MANIFEST.relative_to(ROOT)).unlink(missing_ok=True)
     _fake_build(root)
     result = _import_in(root, "require")
     assert result.returncode != 0
@@ -166,3 +169,39 @@ def test_a_module_compiled_by_an_earlier_list_is_never_loaded(tmp_path: Path) ->
     refused = _import_in(root, "require")
     assert refused.returncode != 0
     assert "stale" in refused.stderr
+
+
+def test_activating_after_a_compiled_module_was_imported_is_refused() -> None:
+    """Too late to choose: a stale extension already loaded would keep running."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import router; from proxy import native; native.activate()"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "activate() came too late: router.cookies, router.decide" in result.stderr
+
+
+def _maps_the_build(pid: int) -> bool:
+    shared = f"native__mypyc{importlib.machinery.EXTENSION_SUFFIXES[0]}"
+    return shared in Path(f"/proc/{pid}/maps").read_text()
+
+
+@needs_build
+@pytest.mark.parametrize(("mode", "compiled"), [("auto", True), ("off", False)])
+def test_turnout_run_and_its_workers_run_the_build_chosen(mode: str, compiled: bool) -> None:
+    """Each process chooses for itself (the control plane in the command line and the
+    composition root, each worker at its start): all of them run what the files and
+    TURNOUT_NATIVE say, and the log says which."""
+    data = config({"app": ["http://127.0.0.1:9"]}, {"web": {"weights": {"app": 1}}})
+    with proxy_process(data, workers=2, environment={"TURNOUT_NATIVE": mode}) as proxy:
+        status, body = proxy.admin("GET", "/v1/workers")
+        assert status == 200, body
+        pids = [proxy.process.pid, *(worker["pid"] for worker in body["workers"])]
+        assert [_maps_the_build(pid) for pid in pids] == [compiled] * 3
+        expected = "compiled with mypyc" if compiled else "pure Python (TURNOUT_NATIVE=off)"
+        assert f"data plane {expected}" in proxy.log()
