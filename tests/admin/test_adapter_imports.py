@@ -50,7 +50,7 @@ def test_the_check_sees_an_import_inside_a_function(tmp_path: Path) -> None:
     assert [m for _, m in _imports(module) if _forbidden(m)] == ["proxy.health", "proxy.config"]
 
 
-PARTS = ("supervisor", "telemetry", "slots", "state_file", "history", "snapshot", "settings")
+PARTS = ("supervisor", "telemetry", "slots", "state_file")
 """The control plane's attributes: an adapter that reads one reaches past the service."""
 
 
