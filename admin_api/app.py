@@ -1,5 +1,9 @@
 """The admin HTTP API, served by the control plane on its own listener (127.0.0.1:9901).
 
+An adapter: each handler parses and validates HTTP, calls the control service
+(proxy.control.ControlService) and renders its values (admin_api.views); the service's refusals
+become problem documents (admin_api.problems). No rule lives here.
+
 Every endpoint is declared once in `ENDPOINTS`: method, path, handler, request and response
 models. The application, the validation of request bodies and the OpenAPI document
 (admin_api.openapi) are all made from that table, so none of them can drift from the others.
@@ -19,11 +23,11 @@ from pydantic import BaseModel
 
 from admin_api import models, pools, routes, system
 from admin_api.auth import Tokens, auth_middleware
-from admin_api.context import CONTROL, METRICS, OPENAPI
+from admin_api.context import METRICS, OPENAPI, SERVICE
 from admin_api.http import BODY, parse_body
 from admin_api.metrics import registry
 from admin_api.problems import problem_middleware
-from proxy.control import ControlPlane
+from proxy.control import ControlPlane, ControlService
 
 MAX_BODY = 64 * 1024
 """Admin bodies are small; anything larger is refused with 413 before it is read."""
@@ -245,14 +249,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 
 
 def create_app(control: ControlPlane) -> web.Application:
-    tokens = Tokens([(t.name, t.secret()) for t in control.settings.admin.tokens])
+    """The admin application over `control`'s service: every handler calls the service only."""
+    service = ControlService(control)
+    tokens = Tokens(list(service.tokens()))
     public = frozenset(e.path for e in ENDPOINTS if e.public)
     app = web.Application(
         middlewares=[problem_middleware, auth_middleware(tokens, public)],
         client_max_size=MAX_BODY,
     )
-    app[CONTROL] = control
-    app[METRICS] = registry(control)
+    app[SERVICE] = service
+    app[METRICS] = registry(service)
     for endpoint in ENDPOINTS:
         app.router.add_route(endpoint.method, endpoint.path, _with_body(endpoint))
     from admin_api.openapi import document

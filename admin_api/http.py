@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import orjson
 from aiohttp import web
@@ -53,6 +53,18 @@ def body(request: web.Request, model: type[Body]) -> Body:
 def actor(request: web.Request) -> str:
     name: str = request[ACTOR]
     return name
+
+
+class Write(TypedDict):
+    """The keyword arguments every command of the control service takes from a request."""
+
+    actor: str
+    if_match: frozenset[int] | None
+
+
+def write(request: web.Request) -> Write:
+    """Who writes, and the revisions the write may apply to (a malformed If-Match: 400)."""
+    return {"actor": actor(request), "if_match": if_match(request)}
 
 
 def if_match(request: web.Request) -> frozenset[int] | None:

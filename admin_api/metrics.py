@@ -1,8 +1,8 @@
 """GET /metrics: the whole instance in Prometheus text, rendered by prometheus-client.
 
-Workers push their counters to the control plane (proxy.telemetry sums them, dead workers
-included); this collector turns that sum, the current snapshot and the health checker's state
-into metric families at scrape time. One registry per application also carries the standard
+Workers push their counters to the control plane, which sums them (dead workers included); this
+collector turns the control service's `instance()` value (those sums, the current snapshot, the
+health checker's counters, the workers) into metric families at scrape time. One registry per application also carries the standard
 process, platform and garbage-collector collectors (of the control plane process), plus each
 worker's CPU time and memory read from /proc. Label values are configuration names and status
 codes only: a request's path or cookie can never become a label.
@@ -24,14 +24,15 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from proxy import native
-from proxy.control import ControlPlane
+from proxy.control import ControlService
+from proxy.control.values import InstanceState
 
 ADMIN_STATES = ("ready", "drain", "maint")
 
 
-def registry(control: ControlPlane) -> CollectorRegistry:
+def registry(service: ControlService) -> CollectorRegistry:
     metrics = CollectorRegistry(auto_describe=False)
-    metrics.register(InstanceCollector(control))
+    metrics.register(InstanceCollector(service))
     ProcessCollector(registry=metrics)
     PlatformCollector(registry=metrics)
     GCCollector(registry=metrics)
@@ -39,19 +40,20 @@ def registry(control: ControlPlane) -> CollectorRegistry:
 
 
 class InstanceCollector(Collector):
-    def __init__(self, control: ControlPlane) -> None:
-        self.control = control
+    def __init__(self, service: ControlService) -> None:
+        self.service = service
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._requests()
-        yield from self._backends()
-        yield from self._routes()
-        yield from self._workers()
+        state = self.service.instance()
+        yield from self._requests(state)
+        yield from self._backends(state)
+        yield from self._routes(state)
+        yield from self._workers(state)
         yield self._build_info()
 
-    def _requests(self) -> Iterator[Metric]:
-        routes = self.control.telemetry.routes()
-        bounds = self.control.settings.metrics.buckets
+    def _requests(self, state: InstanceState) -> Iterator[Metric]:
+        routes = state.routes
+        bounds = state.buckets
         requests = CounterMetricFamily(
             "turnout_requests",
             "Requests answered, by route, pool and status code.",
@@ -97,10 +99,9 @@ class InstanceCollector(Collector):
             sent.add_metric([route, pool], total.bytes_out)
         yield from (requests, decisions, duration, inflight, received, sent)
 
-    def _backends(self) -> Iterator[Metric]:
-        control = self.control
-        snapshot = control.snapshot
-        reports = control.telemetry.backends()
+    def _backends(self, state: InstanceState) -> Iterator[Metric]:
+        snapshot = state.snapshot
+        reports = state.backends
         up = GaugeMetricFamily(
             "turnout_backend_up",
             "1: healthy (probes pass, not ejected).",
@@ -163,8 +164,10 @@ class InstanceCollector(Collector):
                 up.add_metric(labels, int(backend.health == "healthy"))
                 eligible.add_metric(labels, int(backend.name in routable))
                 weight.add_metric(labels, backend.weight)
-                for state in ADMIN_STATES:
-                    admin.add_metric([*labels, state], int(backend.admin_state == state))
+                for admin_state in ADMIN_STATES:
+                    admin.add_metric(
+                        [*labels, admin_state], int(backend.admin_state == admin_state)
+                    )
                 report = reports.get((pool.name, backend.name))
                 if report is not None:
                     inflight.add_metric(labels, report.inflight)
@@ -172,7 +175,7 @@ class InstanceCollector(Collector):
                     errors.add_metric(labels, report.connect_errors)
                     timeouts.add_metric(labels, report.timeouts)
                     retries.add_metric(labels, report.retries)
-                health = control.health.backends.get((pool.name, backend.name))
+                health = state.health.get((pool.name, backend.name))
                 if health is not None:
                     ejections.add_metric([*labels, "probe"], health.ejected_by_probes)
                     ejections.add_metric([*labels, "outlier"], health.ejected_by_outliers)
@@ -182,8 +185,8 @@ class InstanceCollector(Collector):
         yield from (up, eligible, admin, weight, inflight, connections, errors, timeouts)
         yield from (retries, ejections, probes, panic)
 
-    def _routes(self) -> Iterator[Metric]:
-        snapshot = self.control.snapshot
+    def _routes(self, state: InstanceState) -> Iterator[Metric]:
+        snapshot = state.snapshot
         revision = GaugeMetricFamily("turnout_revision", "The routing state's revision.")
         revision.add_metric([], snapshot.revision)
         weight = GaugeMetricFamily(
@@ -203,14 +206,13 @@ class InstanceCollector(Collector):
                 active.add_metric([route.name, colour], int(colour == route.active))
         yield from (revision, weight, active)
 
-    def _workers(self) -> Iterator[Metric]:
-        supervisor = self.control.supervisor
+    def _workers(self, state: InstanceState) -> Iterator[Metric]:
         workers = GaugeMetricFamily("turnout_workers", "Worker processes serving now.")
-        workers.add_metric([], sum(1 for slot in supervisor.slots if slot.live and slot.serving))
+        workers.add_metric([], sum(1 for worker in state.workers if worker.serving))
         crashes = CounterMetricFamily(
             "turnout_worker_crashes", "Worker processes that died and were restarted."
         )
-        crashes.add_metric([], supervisor.crashes)
+        crashes.add_metric([], state.crashes)
         cpu = CounterMetricFamily(
             "turnout_worker_cpu_seconds",
             "CPU time of each worker process.",
@@ -223,11 +225,11 @@ class InstanceCollector(Collector):
             labels=["worker"],
             unit="bytes",
         )
-        for slot in supervisor.slots:
-            usage = _proc_usage(slot.pid) if slot.live else None
+        for worker in state.workers:
+            usage = _proc_usage(worker.pid) if worker.live else None
             if usage is not None:
-                cpu.add_metric([str(slot.worker_id)], usage[0])
-                memory.add_metric([str(slot.worker_id)], usage[1])
+                cpu.add_metric([str(worker.id)], usage[0])
+                memory.add_metric([str(worker.id)], usage[1])
         yield from (workers, crashes, cpu, memory)
 
     def _build_info(self) -> Metric:

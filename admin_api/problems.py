@@ -15,9 +15,15 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
-from proxy.control import PreconditionFailed
-from router import SpecError
-from router.guards import NoEligibleBackend
+from proxy.control.errors import (
+    BackendInService,
+    InvalidConfig,
+    NoEligibleBackend,
+    NotFound,
+    PreconditionFailed,
+    RevisionUnavailable,
+    SpecError,
+)
 
 log = logging.getLogger("turnout.admin")
 
@@ -106,32 +112,60 @@ def invalid_body(error: ValidationError) -> Problem:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except Problem as problem:
-        return problem.response()
-    except PreconditionFailed as error:
+def refusal(error: Exception) -> Problem | None:
+    """The problem document for what the control service refused; None for anything else."""
+    if isinstance(error, PreconditionFailed):
         return Problem(
             412,
             "stale-revision",
             "The revision you based this change on is no longer current; nothing was changed",
             str(error),
             headers={"ETag": f'"{error.current}"'},
-        ).response()
-    except SpecError as error:
-        return invalid_change(error).response()
-    except NoEligibleBackend as error:
-        return no_eligible_backend(error).response()
-    except ValidationError as error:
-        return invalid_body(error).response()
+        )
+    if isinstance(error, NotFound):
+        return not_found(error.kind, error.name)
+    if isinstance(error, SpecError):
+        return invalid_change(error)
+    if isinstance(error, NoEligibleBackend):
+        return no_eligible_backend(error)
+    if isinstance(error, RevisionUnavailable):
+        return Problem(409, "revision-unavailable", "That revision cannot be restored", str(error))
+    if isinstance(error, BackendInService):
+        return Problem(
+            409,
+            "backend-in-service",
+            "The backend still takes traffic",
+            f"drain {error.pool}/{error.backend} first (PATCH adminState=drain, ?wait=...) "
+            "or remove it with ?force=true",
+        )
+    if isinstance(error, InvalidConfig):
+        return Problem(
+            400,
+            "invalid-config",
+            "The configuration file is invalid; nothing was changed",
+            f"{error.path}: {len(error.problems)} problem(s)",
+            [{"message": problem} for problem in error.problems],
+        )
+    if isinstance(error, ValidationError):
+        return invalid_body(error)
+    return None
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return problem.response()
     except web.HTTPException as error:
         if error.status < 400:
             raise
         headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
         slug = error.reason.lower().replace(" ", "-")
         return Problem(error.status, slug, error.reason, headers=headers).response()
-    except Exception:
+    except Exception as error:
+        refused = refusal(error)
+        if refused is not None:
+            return refused.response()
         log.exception("admin API: internal error on %s %s", request.method, request.path)
         return Problem(500, "internal", "Internal error").response()

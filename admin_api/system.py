@@ -9,13 +9,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from admin_api import models
-from admin_api.context import CONTROL, METRICS, OPENAPI
+from admin_api.context import METRICS, OPENAPI, SERVICE
 from admin_api.explain import Refused, explain_request
 from admin_api.http import actor, body, respond
 from admin_api.openapi import server_url
 from admin_api.problems import Problem
 from admin_api.views import change_view
-from proxy.config import ConfigError
 
 HISTORY_PAGE = 100
 
@@ -25,55 +24,42 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    control = request.app[CONTROL]
+    state = request.app[SERVICE].readiness()
     view = models.Ready(
-        status="ready" if control.ready else control.phase,
-        revision=control.snapshot.revision,
-        workers=len(control.supervisor.slots),
+        status="ready" if state.ready else state.phase,
+        revision=state.revision,
+        workers=state.workers,
     )
-    return respond(view, status=200 if control.ready else 503)
+    return respond(view, status=200 if state.ready else 503)
 
 
 async def workers(request: web.Request) -> web.Response:
-    control = request.app[CONTROL]
-    supervisor = control.supervisor
-    await supervisor.query_stats()
+    found = await request.app[SERVICE].workers()
     view = models.WorkerList(
-        revision=control.snapshot.revision,
-        crashes=supervisor.crashes,
+        revision=found.revision,
+        crashes=found.crashes,
         workers=[
             models.WorkerView(
-                id=slot.worker_id,
-                pid=slot.pid,
-                serving=slot.live and slot.serving,
-                revision=slot.acked,
-                crashes=slot.crashes,
-                requests=slot.stats.requests if slot.stats else 0,
-                connections=slot.stats.connections if slot.stats else 0,
+                id=worker.id,
+                pid=worker.pid,
+                serving=worker.serving,
+                revision=worker.revision,
+                crashes=worker.crashes,
+                requests=worker.requests,
+                connections=worker.connections,
             )
-            for slot in supervisor.slots
+            for worker in found.workers
         ],
     )
-    return respond(view, revision=control.snapshot.revision)
+    return respond(view, revision=found.revision)
 
 
 async def reload(request: web.Request) -> web.Response:
-    control = request.app[CONTROL]
-    try:
-        snapshot = await control.reload(actor=actor(request))
-    except ConfigError as error:
-        raise Problem(
-            400,
-            "invalid-config",
-            "The configuration file is invalid; nothing was changed",
-            f"{error.path}: {len(error.problems)} problem(s)",
-            [{"message": problem} for problem in error.problems],
-        ) from error
-    return respond(models.Revision(revision=snapshot.revision), revision=snapshot.revision)
+    revision = await request.app[SERVICE].reload(actor=actor(request))
+    return respond(models.Revision(revision=revision), revision=revision)
 
 
 async def history(request: web.Request) -> web.Response:
-    control = request.app[CONTROL]
     try:
         limit = int(request.query.get("limit", HISTORY_PAGE))
     except ValueError:
@@ -82,9 +68,10 @@ async def history(request: web.Request) -> web.Response:
         ) from None
     if not 1 <= limit <= 1000:
         raise Problem(400, "bad-query", "Bad query parameter", "limit: 1..1000")
-    changes = [change_view(change) for change in reversed(control.history[-limit:])]
-    view = models.HistoryView(revision=control.snapshot.revision, changes=changes)
-    return respond(view, revision=control.snapshot.revision)
+    page = request.app[SERVICE].history(limit)
+    changes = [change_view(change) for change in page.changes]
+    view = models.HistoryView(revision=page.revision, changes=changes)
+    return respond(view, revision=page.revision)
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -95,23 +82,18 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    control = request.app[CONTROL]
-    await control.supervisor.query_stats()  # every worker's counters as of now
+    await request.app[SERVICE].refresh_counters()  # every worker's counters as of now
     body = generate_latest(request.app[METRICS])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def explain(request: web.Request) -> web.Response:
     ask = body(request, models.ExplainRequest)
-    control = request.app[CONTROL]
-    snapshot, downstream = control.snapshot, control.settings.downstream
+    rules = request.app[SERVICE].request_rules()
+    snapshot = rules.snapshot
     try:
         view = explain_request(
-            ask,
-            snapshot,
-            downstream.normalize_path,
-            downstream.merge_slashes,
-            downstream.max_header_bytes,
+            ask, snapshot, rules.normalize_path, rules.merge_slashes, rules.max_target
         )
     except Refused as refused:
         error = refused.error

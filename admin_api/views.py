@@ -1,26 +1,22 @@
-"""What the admin API shows: the routing state as response models (admin_api.models)."""
+"""What the admin API shows: the control service's values rendered as response models
+(admin_api.models): camelCase, rounded for people, times in ISO 8601."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 from admin_api import models
 from admin_api.shares import shares
-from proxy.health import BackendHealth, HealthChecker
-from proxy.state import Change
-from proxy.telemetry import Telemetry
-from router import Snapshot
-from router.slowstart import ramp_of
-from router.spec import PoolSpec, RouteSpec
+from proxy.control.values import BackendState, Change, PoolState, RouteState
 from router.split import percentages
 
 
-def route_view(spec: RouteSpec, snapshot: Snapshot, telemetry: Telemetry) -> models.RouteView:
-    observed = telemetry.observed(spec.name)
+def route_view(state: RouteState) -> models.RouteView:
+    spec = state.spec
+    observed = dict(state.observed)
     view = models.RouteView(
         name=spec.name,
-        revision=snapshot.revision,
+        revision=state.revision,
         mode=spec.mode,
         match=models.Match(hosts=list(spec.hosts), path_prefix=spec.path_prefix),
         rules=[
@@ -54,54 +50,36 @@ def route_view(spec: RouteSpec, snapshot: Snapshot, telemetry: Telemetry) -> mod
     return view
 
 
-def pool_view(
-    spec: PoolSpec, snapshot: Snapshot, telemetry: Telemetry, health: HealthChecker | None = None
-) -> models.PoolView:
-    pool = snapshot.pools[spec.name]
-    inflight = telemetry.inflight()
-    eligible = {backend.name for backend in pool.eligible}
-    now = time.time()
-    backends = []
-    for backend in pool.backends:
-        ramp = ramp_of(pool, backend.name, now)
-        view = models.BackendView(
-            name=backend.name,
-            url=f"http://{backend.host}:{backend.port}",
-            weight=backend.weight,
-            effective_weight=round(ramp.effective_weight, 3) if ramp else backend.weight,
-            admin_state=backend.admin_state,
-            health=backend.health,
-            eligible=backend.name in eligible,
-            inflight=inflight.get((spec.name, backend.name), 0),
-        )
-        state = health.backends.get(backend.key) if health is not None else None
-        if state is not None:
-            _health_details(view, state)
-        if ramp is not None:
-            view.slow_start = models.SlowStartView(
-                progress=round(100.0 * ramp.progress, 1),
-                since=_iso(ramp.started),
-                until=_iso(ramp.until),
-                remaining_seconds=round(max(0.0, ramp.until - now), 3),
-            )
-        backends.append(view)
+def pool_view(state: PoolState) -> models.PoolView:
     return models.PoolView(
-        name=spec.name,
-        revision=snapshot.revision,
-        backends=backends,
-        slow_start=spec.slow_start,
-        eligible=len(pool.eligible),
-        panic=pool.panic,
+        name=state.spec.name,
+        revision=state.revision,
+        backends=[backend_view(backend) for backend in state.backends],
+        slow_start=state.spec.slow_start,
+        eligible=state.eligible,
+        panic=state.panic,
     )
 
 
-def _health_details(view: models.BackendView, state: BackendHealth) -> None:
-    if state.checked:
-        last = state.last
+def backend_view(state: BackendState) -> models.BackendView:
+    ramp = state.slow_start
+    view = models.BackendView(
+        name=state.name,
+        url=state.url,
+        weight=state.weight,
+        effective_weight=round(state.effective_weight, 3) if ramp else state.weight,
+        admin_state=state.admin_state,
+        health=state.health,
+        eligible=state.eligible,
+        inflight=state.inflight,
+    )
+    check = state.check
+    if check is not None:
+        last = check.last
         view.check = models.CheckView(
-            state=state.state,
-            consecutive_successes=state.successes,
-            consecutive_failures=state.failures,
+            state=check.state,
+            consecutive_successes=check.successes,
+            consecutive_failures=check.failures,
             last_probe=models.ProbeView(
                 at=_iso(last.at),
                 ok=last.ok,
@@ -112,14 +90,22 @@ def _health_details(view: models.BackendView, state: BackendHealth) -> None:
             if last is not None
             else None,
         )
-    if state.ejected:
-        remaining = max(0.0, state.ejected_until - time.monotonic())
+    ejection = state.ejection
+    if ejection is not None:
         view.ejection = models.EjectionView(
-            reason=state.ejection_reason or "",
-            since=_iso(state.ejected_at),
-            until=_iso(time.time() + remaining),
-            ejections=state.ejections,
+            reason=ejection.reason,
+            since=_iso(ejection.since),
+            until=_iso(ejection.until),
+            ejections=ejection.ejections,
         )
+    if ramp is not None:
+        view.slow_start = models.SlowStartView(
+            progress=round(100.0 * ramp.progress, 1),
+            since=_iso(ramp.since),
+            until=_iso(ramp.until),
+            remaining_seconds=round(ramp.remaining, 3),
+        )
+    return view
 
 
 def _iso(at: float) -> str:
@@ -129,7 +115,7 @@ def _iso(at: float) -> str:
 def change_view(change: Change) -> models.ChangeView:
     return models.ChangeView(
         revision=change.revision,
-        time=datetime.fromtimestamp(change.time, UTC).isoformat(timespec="milliseconds"),
+        time=_iso(change.time),
         actor=change.actor,
         action=change.action,
         target=change.target,

@@ -1,6 +1,7 @@
-"""When a change must be forced: it moves traffic onto a pool with no eligible backend.
+"""When a change must be forced: it moves traffic onto a pool with no eligible backend, or
+removes a backend that still takes traffic.
 
-Theory of operation. The rule is one comparison of two snapshots, the current one and the one a
+Theory of operation. The eligibility rule is one comparison of two snapshots, the current one and the one a
 change would make. For every route, each pool in its split (weighted: weight over the total;
 blue-green: the active colour's whole share) that has no eligible backend holds a *stranded*
 share of the route's traffic. A change needs force exactly when some route's pool holds a
@@ -15,6 +16,10 @@ larger stranded share after it than before. So:
 Shares are exact fractions, so 1:1 -> 2:2 is no shift at all. Only a route's split or active
 colour counts: header rules and fallback pools send traffic only to those who ask for it. The
 health checker's changes are facts, not requests, and are never guarded.
+
+A backend is removed only out of service: a `ready` backend takes new requests, so removing it
+would cut them off mid-stream for no reason; drain it first (its in-flight requests end), or
+force. Like eligibility, this is a rule of the change, not of the caller: every writer gets it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from router.snapshot import Snapshot
-from router.spec import RouteSpec
+from router.spec import RouteSpec, Spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +96,23 @@ def require_eligible(before: Snapshot, after: Snapshot) -> None:
     stranded = newly_stranded(before, after)
     if stranded:
         raise NoEligibleBackend(stranded)
+
+
+class BackendInService(Exception):
+    """The backend to remove is `ready`: it still takes new requests."""
+
+    def __init__(self, pool: str, backend: str) -> None:
+        super().__init__(f"{pool}/{backend} is ready: it still takes traffic")
+        self.pool = pool
+        self.backend = backend
+
+
+def require_out_of_service(spec: Spec, pool: str, backend: str) -> None:
+    """Raise BackendInService when the backend is `ready` (an unknown one is the edit's to
+    refuse)."""
+    found = spec.pool(pool)
+    state = (
+        next((b.admin_state for b in found.backends if b.name == backend), None) if found else None
+    )
+    if state == "ready":
+        raise BackendInService(pool, backend)

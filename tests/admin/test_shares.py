@@ -11,6 +11,7 @@ from admin_api.cli.render import observed_text, weights_text
 from admin_api.shares import shares
 from admin_api.views import route_view
 from proxy.channel import Stats
+from proxy.control.values import RouteState
 from proxy.metrics import RouteReport
 from proxy.telemetry import Telemetry
 from router import build_snapshot
@@ -107,7 +108,9 @@ def test_the_route_view_shows_an_observed_split_adding_up_to_100() -> None:
             },
         )
     )
-    view = route_view(spec.routes[0], build_snapshot(spec), telemetry)
+    view = route_view(
+        RouteState(build_snapshot(spec).revision, spec.routes[0], telemetry.observed("web"))
+    )
     assert view.observed == {"a": 1, "b": 1, "c": 4}
     assert view.observed_percentages == {"a": 16.67, "b": 16.66, "c": 66.67}
 

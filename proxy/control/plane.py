@@ -1,19 +1,23 @@
-"""The control plane: the one owner of an instance's routing state.
+"""The control plane: the one owner of an instance's routing state, and its one write path.
 
-Theory of operation. There is exactly one current `Snapshot`, held here. Every change (admin
-API, reload, the health checker) goes through `apply`, which holds a lock and, in order:
-checks the caller's precondition (If-Match: the revision it read), computes the new snapshot
-with a pure edit (which validates), publishes it to every worker and waits until each has
-applied it, records who changed what in the history, saves the state, and only then makes it
-current and returns. Writers never race each other (the lock), never lose an update (the
-precondition), and a caller that got an answer knows every worker routes by it. A change that
-changes nothing (the same spec, health and readmissions) is no change: no publish, no record, no
-new revision, so repeating a write never makes another client's If-Match stale.
+Theory of operation. There is exactly one current `Snapshot`, held here. Every change (the
+service's commands, a reload, the health checker) goes through `_commit`, which holds a lock
+and, in order: checks the caller's precondition (If-Match: the revision it read), computes the
+new state with a pure step (a router edit, which validates and enforces the rules; for a reload,
+the file read beforehand combined with the runtime state), publishes it to every worker and
+waits until each has applied it, records who changed what in the history, saves the state, and
+only then makes it current and returns. Writers never race each other (the lock), never lose an
+update (the precondition), and a caller that got an answer knows every worker routes by it. A
+change that changes nothing (the same spec, health, readmissions and settings) is no change: no
+publish, no record, no new revision, so repeating a write never makes another client's If-Match
+stale.
 
 Lifecycle: `starting` (workers coming up), `serving`, `draining` (SIGTERM: /ready is 503, workers
 finish in-flight requests, then the process exits 0). SIGHUP or POST /v1/reload re-reads the
 configuration file; an invalid file is rejected with its errors and the running state is kept.
 What survives a reload or a restart is decided by `router.carry_runtime`.
+
+Callers outside proxy/ use `proxy.control.service.ControlService`, not this class's parts.
 """
 
 from __future__ import annotations
@@ -23,13 +27,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-from pydantic import TypeAdapter
 
 from proxy.config import ConfigError, Settings, load_config
+from proxy.control.history import route_at, spec_diff
 from proxy.health import HealthChecker
 from proxy.state import (
     HISTORY_LIMIT,
@@ -43,7 +48,6 @@ from proxy.supervisor import Supervisor
 from proxy.telemetry import Telemetry
 from router import (
     Health,
-    PoolSpec,
     RouteSpec,
     Snapshot,
     Spec,
@@ -52,6 +56,7 @@ from router import (
     carry_runtime,
     with_health_view,
 )
+from router.preconditions import PreconditionFailed, require_revision
 
 log = logging.getLogger("turnout.control")
 events = logging.getLogger("turnout.events")
@@ -62,23 +67,20 @@ Phase = Literal["starting", "serving", "draining"]
 RESTART_ONLY = ("listen", "process", "admin", "state")
 """Sections a reload cannot change in a running instance (they need a restart)."""
 
-_ROUTE = TypeAdapter(RouteSpec)
-_POOL = TypeAdapter(PoolSpec)
+__all__ = ["RESTART_ONLY", "ControlPlane", "Next", "Phase", "PreconditionFailed"]
 
 
-class PreconditionFailed(Exception):
-    """If-Match named no revision that is current: nothing was changed."""
+@dataclass(frozen=True, slots=True)
+class Next:
+    """What a step of the write path proposes: the next snapshot, and for a reload the settings
+    and the configuration file's spec it read (None: unchanged)."""
 
-    def __init__(self, expected: tuple[int, ...], current: int) -> None:
-        if not expected:
-            named = "If-Match names no revision (a weak tag never matches)"
-        elif len(expected) == 1:
-            named = f"revision {expected[0]} is stale"
-        else:
-            named = f"revisions {', '.join(map(str, expected))} are stale"
-        super().__init__(f"{named}; the current revision is {current}")
-        self.expected = expected
-        self.current = current
+    snapshot: Snapshot
+    settings: Settings | None = None
+    file_spec: Spec | None = None
+
+
+Step = Callable[[Snapshot], Next]
 
 
 def _same_state(new: Snapshot, old: Snapshot) -> bool:
@@ -110,7 +112,7 @@ class ControlPlane:
         self.state_file = StateFile(path)
         self.history: list[Change] = []
         self.file_spec = snapshot.spec
-        self.snapshot = self._with_health(self._restore(snapshot))
+        self.snapshot = self._with_health(self._restore(snapshot), settings)
         self._sampler: asyncio.Task[None] | None = None
 
     def _current(self) -> tuple[Snapshot, Settings]:
@@ -187,24 +189,62 @@ class ControlPlane:
     ) -> Snapshot:
         """Make `edit(current)` the current snapshot everywhere, record and save it, return it.
 
-        `edit` is a pure function (router.edits); its errors propagate and change nothing, as
-        does PreconditionFailed when the current revision is not among `if_match` (checked
-        first, so a stale write is refused even when it would change nothing). An edit whose
-        result equals the current state (spec, health view) changes nothing and returns the
-        current snapshot. `record` gives the history's before/after when the change is not
-        one of the spec (health).
+        `edit` is a pure function (router.edits, with the rules of router.guards); its errors
+        propagate and change nothing, as does PreconditionFailed when the current revision is
+        not among `if_match` (checked first, so a stale write is refused even when it would
+        change nothing). An edit whose result equals the current state (spec, health view)
+        changes nothing and returns the current snapshot. `record` gives the history's
+        before/after when the change is not one of the spec (health).
         """
+        snapshot, _ = await self._commit(
+            lambda current: Next(edit(current)),
+            actor=actor,
+            action=action,
+            target=target,
+            if_match=if_match,
+            record=record,
+        )
+        return snapshot
+
+    async def _commit(
+        self,
+        step: Step,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        if_match: Collection[int] | None = None,
+        record: tuple[dict[str, Any], dict[str, Any]] | None = None,
+    ) -> tuple[Snapshot, bool]:
+        """The one write path: precondition, pure step, publish, ack, record, save, current.
+        Returns the current snapshot afterwards and whether the step changed anything."""
         async with self._lock:
             current = self.snapshot
-            if if_match is not None and current.revision not in if_match:
-                raise PreconditionFailed(tuple(sorted(if_match)), current.revision)
-            snapshot = self._with_health(edit(current))
-            if _same_state(snapshot, current):
+            require_revision(if_match, current.revision)
+            proposed = step(current)
+            previous = self.settings
+            settings = proposed.settings if proposed.settings is not None else previous
+            snapshot = self._with_health(proposed.snapshot, settings)
+            if _same_state(snapshot, current) and settings == previous:
                 # Nothing changed: no new revision (it would make every other client's
-                # If-Match stale), nothing to publish, record or save.
-                return current
-            await self.supervisor.publish(snapshot)
+                # If-Match stale), nothing to publish or record. A reload's file may still
+                # differ (an edit that brings it in line with the runtime state): the next
+                # reload compares against it, so keep and save it.
+                if proposed.file_spec is not None and proposed.file_spec != self.file_spec:
+                    self.file_spec = proposed.file_spec
+                    self._save()
+                return current, False
+            # A worker that starts while this is published is sent the snapshot being
+            # published: it must get the settings that go with it.
+            self.settings = settings
+            try:
+                await self.supervisor.publish(snapshot, proposed.settings)
+            except BaseException:
+                self.settings = previous
+                raise
             self.snapshot = snapshot
+            if proposed.file_spec is not None:
+                self.file_spec = proposed.file_spec
             if record is not None:
                 self._record(snapshot.revision, actor, action, target, *record)
             else:
@@ -223,14 +263,14 @@ class ControlPlane:
                     }
                 ).decode(),
             )
-            if snapshot.spec != current.spec:
-                self.health.reconcile(snapshot.spec, self.settings)
-            return snapshot
+            if snapshot.spec != current.spec or settings is not previous:
+                self.health.reconcile(snapshot.spec, settings)
+            return snapshot, True
 
-    def _with_health(self, snapshot: Snapshot) -> Snapshot:
+    def _with_health(self, snapshot: Snapshot, settings: Settings) -> Snapshot:
         """The snapshot with the health checker's view of its backends (a backend added at
         runtime starts in its pool's initial state), at the same revision."""
-        health = self.health.initial(snapshot.spec, self.settings)
+        health = self.health.initial(snapshot.spec, settings)
         readmitted = self.health.readmitted
         if health == dict(snapshot.health) and readmitted == dict(snapshot.readmitted):
             return snapshot
@@ -265,93 +305,46 @@ class ControlPlane:
 
     async def reload(self, actor: str = "config-file") -> Snapshot:
         """Re-read the configuration file; ConfigError (nothing changed) if it is invalid. A
-        file that changes neither the routing state nor the settings makes no new revision."""
-        async with self._lock:
-            settings, file_snapshot = load_config(self.config_path)
-            ignored = [
-                section
-                for section in RESTART_ONLY
-                if getattr(settings, section) != getattr(self.settings, section)
-            ]
+        file that changes neither the routing state nor the settings makes no new revision.
+        The file is read first; combining it with the runtime state is the write path's step."""
+        settings, file_snapshot = load_config(self.config_path)
+
+        def step(current: Snapshot) -> Next:
+            running = self.settings
+            ignored = [s for s in RESTART_ONLY if getattr(settings, s) != getattr(running, s)]
+            kept = settings
             if ignored:
                 log.warning(
                     "reload: changes to [%s] take effect only after a restart", ", ".join(ignored)
                 )
-                settings = settings.model_copy(
-                    update={section: getattr(self.settings, section) for section in ignored}
+                kept = settings.model_copy(
+                    update={section: getattr(running, section) for section in ignored}
                 )
-            spec = carry_runtime(self.file_spec, file_snapshot.spec, self.snapshot.spec)
-            if spec == self.snapshot.spec and settings == self.settings:
-                # Nothing a worker or a client sees changes: no new revision, no history entry.
-                # The file may still differ (an edit that brings it in line with the runtime
-                # state): the next reload compares against it, so keep and save it.
-                if file_snapshot.spec != self.file_spec:
-                    self.file_spec = file_snapshot.spec
-                    self._save()
-                log.info(
-                    "reloaded %s: nothing changed (revision %d)",
-                    self.config_path,
-                    self.snapshot.revision,
-                )
-                return self.snapshot
+            spec = carry_runtime(self.file_spec, file_snapshot.spec, current.spec)
+            if spec == current.spec and kept == running:
+                return Next(current, None, file_snapshot.spec)
             try:
-                snapshot = build_snapshot(spec, {}, revision=self.snapshot.revision + 1)
+                snapshot = build_snapshot(spec, {}, revision=current.revision + 1)
             except SpecError as error:
                 raise ConfigError(self.config_path, [str(p) for p in error.problems]) from error
-            previous_settings, self.settings = self.settings, settings
-            snapshot = self._with_health(snapshot)
-            try:
-                await self.supervisor.publish(snapshot, settings)
-            except BaseException:
-                self.settings = previous_settings
-                raise
-            before = self.snapshot.spec
-            self.settings, self.file_spec, self.snapshot = settings, file_snapshot.spec, snapshot
+            return Next(snapshot, kept, file_snapshot.spec)
+
+        snapshot, changed = await self._commit(step, actor=actor, action="reload", target="config")
+        if changed:
             self.reloads += 1
-            self._record_diff(snapshot.revision, actor, "reload", before, spec, "config")
-            self._save()
-            self.health.reconcile(spec, settings)
             log.info("reloaded %s: revision %d", self.config_path, snapshot.revision)
-            events.info(
-                "%s",
-                orjson.dumps(
-                    {
-                        "event": "reload",
-                        "revision": snapshot.revision,
-                        "actor": actor,
-                        "target": "config",
-                    }
-                ).decode(),
+        else:
+            log.info(
+                "reloaded %s: nothing changed (revision %d)", self.config_path, snapshot.revision
             )
-            return snapshot
+        return snapshot
 
     # History
 
     def route_at(self, name: str, revision: int) -> RouteSpec | None:
         """The route's definition as it was at `revision`, from the history. None when the
         history does not reach back that far, or the route did not exist then."""
-        history = self.history
-        if not history or not history[0].revision <= revision <= self.snapshot.revision:
-            return None
-
-        def routes(side: dict[str, Any] | None) -> dict[str, Any]:
-            found: dict[str, Any] = (side or {}).get("routes", {})
-            return found
-
-        # The last change at or before `revision` that touched the route says what it became;
-        # failing that, the first change after it says what it was; failing that, it never
-        # changed in the history and is what it is now.
-        earlier = [c for c in history if c.revision <= revision and name in routes(c.after)]
-        if earlier:
-            state = routes(earlier[-1].after)[name]
-        else:
-            later = next(
-                (c for c in history if c.revision > revision and name in routes(c.before)), None
-            )
-            if later is None:
-                return self.snapshot.spec.route(name)
-            state = routes(later.before)[name]
-        return _ROUTE.validate_python(state) if state is not None else None
+        return route_at(self.history, self.snapshot.spec, self.snapshot.revision, name, revision)
 
     def _record_diff(
         self,
@@ -362,19 +355,7 @@ class ControlPlane:
         after: Spec,
         target: str = "config",
     ) -> None:
-        old: dict[str, Any] = {"routes": {}, "pools": {}}
-        new: dict[str, Any] = {"routes": {}, "pools": {}}
-        for name in dict.fromkeys([r.name for r in before.routes] + [r.name for r in after.routes]):
-            was, now = before.route(name), after.route(name)
-            if was != now:
-                old["routes"][name] = _ROUTE.dump_python(was, mode="json") if was else None
-                new["routes"][name] = _ROUTE.dump_python(now, mode="json") if now else None
-        for name in dict.fromkeys([p.name for p in before.pools] + [p.name for p in after.pools]):
-            was_pool, now_pool = before.pool(name), after.pool(name)
-            if was_pool != now_pool:
-                old["pools"][name] = _POOL.dump_python(was_pool, mode="json") if was_pool else None
-                new["pools"][name] = _POOL.dump_python(now_pool, mode="json") if now_pool else None
-        self._record(revision, actor, action, target, old, new)
+        self._record(revision, actor, action, target, *spec_diff(before, after))
 
     def _record(
         self,

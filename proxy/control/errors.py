@@ -1,0 +1,51 @@
+"""What the control service refuses, as exceptions of its own vocabulary. Each leaves every
+state as it was. The rules' own exceptions come from router/ (pure) and are re-exported here so
+that a caller catches everything the service raises from one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from router import SpecError
+from router.guards import BackendInService, NoEligibleBackend
+from router.preconditions import PreconditionFailed
+
+__all__ = [
+    "BackendInService",
+    "InvalidConfig",
+    "NoEligibleBackend",
+    "NotFound",
+    "PreconditionFailed",
+    "RevisionUnavailable",
+    "SpecError",
+]
+
+
+class NotFound(Exception):
+    """No route, pool or backend of that name (a backend is named `pool/backend`)."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"no {kind} named {name!r}")
+        self.kind = kind
+        self.name = name
+
+
+class RevisionUnavailable(Exception):
+    """Undo: the history does not say what the route was at that revision."""
+
+    def __init__(self, route: str, revision: int) -> None:
+        super().__init__(
+            f"route {route!r} at revision {revision} is not in the history "
+            "(too old, in the future, or the route did not exist)"
+        )
+        self.route = route
+        self.revision = revision
+
+
+class InvalidConfig(Exception):
+    """Reload: the configuration file is invalid; the running state is kept."""
+
+    def __init__(self, path: Path, problems: tuple[str, ...]) -> None:
+        super().__init__(f"{path}: {len(problems)} problem(s)")
+        self.path = path
+        self.problems = problems
