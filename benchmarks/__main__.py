@@ -1,6 +1,7 @@
 """The bundled benchmark's command line: `python -m benchmarks` and `turnout bench`.
 
 python -m benchmarks [--scenario NAME ...] [--targets turnout,direct,nginx,haproxy] [--pin]
+                     [--repeat N]
 python -m benchmarks router [--iterations N]
 python -m benchmarks health [--backends 50] [--interval 1]
 python -m benchmarks idle [--connections 10000] [--targets turnout,nginx,haproxy] [--json PATH]
@@ -68,6 +69,15 @@ def _proxies(argv: list[str]) -> int:
         "--warmup", type=_seconds, default=2, help="seconds of unrecorded load before each run"
     )
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="measured runs of every scenario and target, the targets interleaved run by run; "
+        "the report shows the median and spread (min-max) of each figure and of each ratio to "
+        "nginx, ratios taken within a run (default 1)",
+    )
+    parser.add_argument(
         "--pin",
         action="store_true",
         help="pin the proxy under test alone to the last CPU, everything else to the others",
@@ -97,6 +107,8 @@ def _proxies(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.duration < 1:
         parser.error("--duration must be at least 1 second")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     names = args.scenario or list(DEFAULT_SCENARIOS)
     if "all" in names:
         names = list(SCENARIOS)
@@ -112,6 +124,7 @@ def _proxies(argv: list[str]) -> int:
         backend=args.backend,
         keep_temp=args.keep_temp,
         workers=args.workers,
+        repeat=args.repeat,
     )
     progress = Progress()
     try:
