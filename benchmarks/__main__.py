@@ -1,9 +1,11 @@
 """The bundled benchmark's command line: `python -m benchmarks` and `turnout bench`.
 
 python -m benchmarks [--scenario NAME ...] [--targets turnout,direct,nginx,haproxy] [--pin]
+                     [--repeat N]
 python -m benchmarks router [--iterations N]
 python -m benchmarks health [--backends 50] [--interval 1]
 python -m benchmarks idle [--connections 10000] [--targets turnout,nginx,haproxy] [--json PATH]
+python -m benchmarks control [--backends 100,1000,5000] [--json PATH]
 """
 
 # ruff: noqa: E402  (the build is chosen before the router benchmark imports the router)
@@ -19,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks import chart, health_bench, idle_bench, report, router_bench
+from benchmarks import chart, control_bench, health_bench, idle_bench, report, router_bench
 from benchmarks.processes import ChildError, sigterm_as_interrupt
 from benchmarks.progress import Progress
 from benchmarks.runner import Plan, SetupError, resolve, run
@@ -37,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _health(args[1:])
     if args[:1] == ["idle"]:
         return _idle(args[1:])
+    if args[:1] == ["control"]:
+        return _control(args[1:])
     return _proxies(args)
 
 
@@ -68,6 +72,15 @@ def _proxies(argv: list[str]) -> int:
         "--warmup", type=_seconds, default=2, help="seconds of unrecorded load before each run"
     )
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="measured runs of every scenario and target, the targets interleaved run by run; "
+        "the report shows the median and spread (min-max) of each figure and of each ratio to "
+        "nginx, ratios taken within a run (default 1)",
+    )
+    parser.add_argument(
         "--pin",
         action="store_true",
         help="pin the proxy under test alone to the last CPU, everything else to the others",
@@ -97,6 +110,8 @@ def _proxies(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.duration < 1:
         parser.error("--duration must be at least 1 second")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     names = args.scenario or list(DEFAULT_SCENARIOS)
     if "all" in names:
         names = list(SCENARIOS)
@@ -112,6 +127,7 @@ def _proxies(argv: list[str]) -> int:
         backend=args.backend,
         keep_temp=args.keep_temp,
         workers=args.workers,
+        repeat=args.repeat,
     )
     progress = Progress()
     try:
@@ -182,6 +198,59 @@ def _idle(argv: list[str]) -> int:
         args.json.write_text(json.dumps(idle_bench.to_json(result), indent=2) + "\n")
         progress.say(f"wrote {args.json}")
     return 0
+
+
+def _control(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"{_prog()} control",
+        description="The control plane as the configuration grows: for each size, turnout with "
+        "that many loopback backends (5 a pool, 2 pools a route), health checks every second "
+        "and no client traffic. Reports start to ready, the control plane's CPU and CPU per "
+        "probe, an admin write's latency and GET /metrics. Everything is started here and "
+        "stopped at the end.",
+    )
+    parser.add_argument(
+        "--backends",
+        type=_sizes,
+        default=control_bench.DEFAULT_SIZES,
+        help="comma-separated sizes, each a multiple of 10 "
+        f"(default {','.join(str(n) for n in control_bench.DEFAULT_SIZES)})",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="seconds of the CPU window (default 10)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    if not 1 <= args.duration <= 600:
+        parser.error("--duration must be between 1 and 600 seconds")
+    progress = Progress()
+    try:
+        with sigterm_as_interrupt():
+            figures = control_bench.run(args.backends, args.duration, progress.say)
+    except (control_bench.ControlError, ChildError) as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{parser.prog}: interrupted; every process it started is stopped", file=sys.stderr)
+        return 130
+    print(control_bench.text(figures))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(control_bench.to_json(figures), indent=2) + "\n")
+        progress.say(f"wrote {args.json}")
+    return 0
+
+
+def _sizes(value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(item) for item in value.split(",") if item.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected sizes like 100,1000,5000") from None
+    if not sizes or any(size < 10 or size % 10 for size in sizes):
+        raise argparse.ArgumentTypeError("each size a multiple of 10, at least 10")
+    if max(sizes) > control_bench.MAX_BACKENDS:
+        raise argparse.ArgumentTypeError(f"at most {control_bench.MAX_BACKENDS:,} backends")
+    return sizes
 
 
 def _router(argv: list[str]) -> int:

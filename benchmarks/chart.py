@@ -7,6 +7,7 @@ from html import escape
 
 from benchmarks.report import text
 from benchmarks.runner import Measurement, Results
+from benchmarks.summary import Spread
 
 COLOURS = {
     "turnout": "#2b6cb0",
@@ -22,16 +23,21 @@ MARGIN_LEFT, MARGIN_BOTTOM, MARGIN_TOP = 56, 28, 22
 
 def html(results: Results) -> str:
     """One row per scenario: requests/s and p99 side by side, each on its own scale (the
-    scenarios differ by two orders of magnitude, so a shared axis would flatten most bars)."""
+    scenarios differ by two orders of magnitude, so a shared axis would flatten most bars).
+    With repeated runs each bar is the median, with a whisker from the lowest to the highest."""
     scenarios = list(dict.fromkeys(m.scenario for m in results.measurements))
     targets: list[str] = list(dict.fromkeys(m.target for m in results.measurements))
     rows = []
     for scenario in scenarios:
         measured = [m for m in results.measurements if m.scenario == scenario]
         description = results.parameters["scenarios"][scenario]["description"]
-        rps = bar_chart("requests/s (higher is better)", measured, lambda m: m.load.requests_per_s)
+        runs = max(m.run for m in measured)
+        of = "" if runs == 1 else f", median of {runs} runs"
+        rps = bar_chart(
+            f"requests/s (higher is better{of})", measured, lambda m: m.load.requests_per_s
+        )
         p99 = bar_chart(
-            "p99 latency, ms (lower is better)", measured, lambda m: m.load.latency_ms["p99"]
+            f"p99 latency, ms (lower is better{of})", measured, lambda m: m.load.latency_ms["p99"]
         )
         rows.append(
             f"<h2>{escape(scenario)}</h2>\n<p>{escape(description)}</p>\n"
@@ -69,9 +75,15 @@ svg text {{ font: 11px system-ui, sans-serif; fill: #1a202c; }}
 def bar_chart(
     title: str, measurements: list[Measurement], value: Callable[[Measurement], float]
 ) -> str:
-    """One bar per target, labelled with its value, on a scale from 0 to the largest."""
-    bars = [(m.target, value(m)) for m in measurements]
-    top = max((v for _, v in bars), default=0.0) or 1.0
+    """One bar per target, labelled with its value (the median over its runs), on a scale
+    from 0 to the largest value; a whisker spans the runs' lowest to highest."""
+    per_target: dict[str, list[float]] = {}
+    for m in measurements:
+        per_target.setdefault(m.target, []).append(value(m))
+    bars = [
+        (target, spread) for target, values in per_target.items() if (spread := Spread.of(values))
+    ]
+    top = max((s.high for _, s in bars), default=0.0) or 1.0
     plot_w = WIDTH - MARGIN_LEFT - 10
     plot_h = HEIGHT - MARGIN_BOTTOM - MARGIN_TOP
     slot = plot_w / max(len(bars), 1)
@@ -89,14 +101,29 @@ def bar_chart(
             f'<text x="{MARGIN_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
             f"{_short(top * fraction)}</text>"
         )
-    for i, (target, v) in enumerate(bars):
+    for i, (target, spread) in enumerate(bars):
+        v = spread.median
         h = plot_h * v / top
         x, y = MARGIN_LEFT + i * slot + slot * 0.15, MARGIN_TOP + plot_h - h
         middle = x + slot * 0.35
+        whisker = ""
+        label_y = y - 3
+        if spread.high > spread.low:
+            low = MARGIN_TOP + plot_h * (1 - spread.low / top)
+            high = MARGIN_TOP + plot_h * (1 - spread.high / top)
+            tip = slot * 0.1
+            whisker = (
+                f'<path d="M{middle:.1f} {low:.1f}V{high:.1f}M{middle - tip:.1f} {low:.1f}'
+                f'h{2 * tip:.1f}M{middle - tip:.1f} {high:.1f}h{2 * tip:.1f}" '
+                f'stroke="#1a202c" fill="none"><title>{escape(target)}: '
+                f"{spread.low:,.2f}-{spread.high:,.2f}</title></path>"
+            )
+            label_y = min(y, high) - 3
         parts.append(
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}" '
             f'fill="{COLOURS.get(target, "#999")}"><title>{escape(target)}: {v:,.2f}</title>'
-            f'</rect><text x="{middle:.1f}" y="{y - 3:.1f}" text-anchor="middle">{_short(v)}</text>'
+            f'</rect>{whisker}<text x="{middle:.1f}" y="{label_y:.1f}" text-anchor="middle">'
+            f"{_short(v)}</text>"
             f'<text x="{middle:.1f}" y="{HEIGHT - 10}" text-anchor="middle">{escape(target)}</text>'
         )
     parts.append("</svg>")

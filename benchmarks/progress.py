@@ -18,8 +18,11 @@ class Progress:
     def say(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
-    def begin(self, index: int, total: int, scenario: Scenario, target: str) -> None:
-        print(f"[{index}/{total}] {scenario.name} -> {target}:", end="", file=self.stream)
+    def begin(
+        self, index: int, total: int, scenario: Scenario, target: str, run: int | None = None
+    ) -> None:
+        which = "" if run is None else f" (run {run})"
+        print(f"[{index}/{total}] {scenario.name} -> {target}{which}:", end="", file=self.stream)
         self.stream.flush()
 
     def phase(self, text: str) -> None:

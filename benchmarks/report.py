@@ -1,54 +1,20 @@
-"""Reporting a run: ratios first, then absolute figures; as a terminal table and as JSON."""
+"""Reporting a run: ratios first, then absolute figures; as a terminal table and as JSON.
+
+With one run (the default) the tables show that run; with `--repeat N` they lead with the
+median and spread (min-max) of every figure over the N runs, then list every run.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.runner import Measurement, Results
+from benchmarks.summary import Ratio, Spread, ratios, summarise, summary_json
+
+__all__ = ["Ratio", "ratios", "text", "to_json"]
 
 MIB = 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Ratio:
-    scenario: str
-    target: str
-    rps_vs_nginx: float | None
-    p99_vs_nginx: float | None
-    rps_vs_direct: float | None
-
-
-def ratios(results: Results) -> list[Ratio]:
-    """Each proxy's requests/s and p99 relative to nginx as a proxy, and to no proxy at all."""
-    by_key = {(m.scenario, m.target): m for m in results.measurements}
-    rows = []
-    for m in results.measurements:
-        if m.target == "direct":
-            continue
-        nginx = by_key.get((m.scenario, "nginx"))
-        direct = by_key.get((m.scenario, "direct"))
-        rows.append(
-            Ratio(
-                scenario=m.scenario,
-                target=m.target,
-                rps_vs_nginx=_ratio(m.load.requests_per_s, nginx.load.requests_per_s)
-                if nginx
-                else None,
-                p99_vs_nginx=_ratio(m.load.latency_ms["p99"], nginx.load.latency_ms["p99"])
-                if nginx
-                else None,
-                rps_vs_direct=_ratio(m.load.requests_per_s, direct.load.requests_per_s)
-                if direct
-                else None,
-            )
-        )
-    return rows
-
-
-def _ratio(value: float, reference: float) -> float | None:
-    return value / reference if reference > 0 else None
 
 
 def max_deviation_pp(measurement: Measurement) -> float | None:
@@ -77,18 +43,23 @@ def to_json(results: Results) -> dict[str, Any]:
                 "requests_per_s_vs_nginx": r.rps_vs_nginx,
                 "p99_vs_nginx": r.p99_vs_nginx,
                 "requests_per_s_vs_direct": r.rps_vs_direct,
+                "run": r.run,
             }
             for r in ratios(results)
         ],
         "measurements": [_measurement_json(m) for m in results.measurements],
+        "summary": summary_json(summarise(results)),
     }
 
 
 def _measurement_json(m: Measurement) -> dict[str, Any]:
     deviation = max_deviation_pp(m)
+    cookie = {"set_cookie": m.set_cookie} if m.set_cookie is not None else {}
     return {
         "scenario": m.scenario,
         "target": m.target,
+        "run": m.run,
+        **cookie,
         **m.load.to_json(),
         "proxy_cpu_s_per_request": m.proxy_cpu_s_per_request,
         "proxy_peak_rss_bytes": m.proxy_peak_rss_bytes,
@@ -128,7 +99,11 @@ def text(results: Results) -> str:
         )
     if results.notes:
         lines.append("")
-    rows = ratios(results)
+    repeat = results.parameters.get("repeat", 1)
+    if repeat > 1:
+        lines += _summary_table(results, repeat)
+        lines.append("")
+    rows = ratios(results) if repeat == 1 else []
     if rows:
         lines.append("Ratios (req/s: higher is better; p99: lower is better)")
         lines += _table(
@@ -139,11 +114,14 @@ def text(results: Results) -> str:
             ],
         )
         lines.append("")
-    lines.append("Absolute (latency in ms; CPU and memory of the proxy process tree)")
+    every = "; every run" if repeat > 1 else ""
+    lines.append(f"Absolute (latency in ms; CPU and memory of the proxy process tree{every})")
+    run_column = ["run"] if repeat > 1 else []
     lines += _table(
         [
             "scenario",
             "target",
+            *run_column,
             "req/s",
             "p50",
             "p90",
@@ -155,18 +133,19 @@ def text(results: Results) -> str:
             "split % (set)",
             "dev pp",
         ],
-        [_absolute_row(m) for m in results.measurements],
-        left=(0, 1, 10),
+        [_absolute_row(m, repeat > 1) for m in results.measurements],
+        left=(0, 1, 10 + len(run_column)),
     )
     shifted = [m for m in results.measurements if m.shifts is not None]
     if shifted:
         lines += ["", "Weight changes during the load (each PUT returns once every worker has it)"]
         lines += _table(
-            ["scenario", "target", "changes", "failed", "round trip p50 ms", "max ms"],
+            ["scenario", "target", *run_column, "changes", "failed", "round trip p50 ms", "max ms"],
             [
                 [
                     m.scenario,
                     m.target,
+                    *([str(m.run)] if run_column else []),
                     str(m.shifts.changes),
                     str(m.shifts.failed),
                     f"{m.shifts.median_ms:.2f}",
@@ -177,7 +156,41 @@ def text(results: Results) -> str:
             ],
             left=(0, 1),
         )
+    issued = [m for m in results.measurements if m.set_cookie is not None]
+    if issued:
+        lines += ["", "Cookies issued (the Set-Cookie a cookieless request got before the load)"]
+        lines += [f"  {m.scenario} -> {m.target}: {m.set_cookie}" for m in issued if m.run == 1]
     return "\n".join(lines)
+
+
+def _summary_table(results: Results, repeat: int) -> list[str]:
+    lines = [
+        f"Medians of {repeat} runs, targets interleaved run by run; (min-max) over the runs; "
+        "ratios taken within each run",
+        "(req/s: higher is better; p99 in ms: lower is better)",
+    ]
+    lines += _table(
+        ["scenario", "target", "req/s", "p99", "req/s vs nginx", "p99 vs nginx", "req/s vs direct"],
+        [
+            [
+                s.scenario,
+                s.target,
+                _spread(s.rps, "{:,.0f}"),
+                _spread(s.p99_ms, "{:.2f}"),
+                _spread(s.rps_vs_nginx, "{:.2f}x"),
+                _spread(s.p99_vs_nginx, "{:.2f}x"),
+                _spread(s.rps_vs_direct, "{:.2f}x"),
+            ]
+            for s in summarise(results)
+        ],
+    )
+    return lines
+
+
+def _spread(spread: Spread | None, form: str) -> str:
+    if spread is None:
+        return "-"
+    return f"{form.format(spread.median)} ({form.format(spread.low)}-{form.format(spread.high)})"
 
 
 def _header(results: Results) -> str:
@@ -201,17 +214,21 @@ def _header(results: Results) -> str:
         f"turnout benchmark: {machine['cpu_model']}, {machine['cores']} cores, "
         f"Linux {machine['kernel']}, Python {machine['python']}\n"
         f"load: {generator}, {params['duration_s']} s per run after {params['warmup_s']} s "
-        f"warmup; backends: {backend}, one process per backend\n"
+        f"warmup{_runs(params.get('repeat', 1))}; backends: {backend}, one process per backend\n"
         f"{params.get('workers', 1)} worker(s) per proxy; turnout's data plane "
         f"{params.get('data_plane', 'unknown')}; {pinning}"
     )
+
+
+def _runs(repeat: int) -> str:
+    return "" if repeat == 1 else f", {repeat} runs of each, interleaved"
 
 
 def _cpus(cpus: list[int]) -> str:
     return ",".join(str(cpu) for cpu in cpus)
 
 
-def _absolute_row(m: Measurement) -> list[str]:
+def _absolute_row(m: Measurement, with_run: bool = False) -> list[str]:
     latency = m.load.latency_ms
     split = "-"
     if m.split is not None:
@@ -223,6 +240,7 @@ def _absolute_row(m: Measurement) -> list[str]:
     return [
         m.scenario,
         m.target,
+        *([str(m.run)] if with_run else []),
         f"{m.load.requests_per_s:,.0f}",
         f"{latency['p50']:.2f}",
         f"{latency['p90']:.2f}",

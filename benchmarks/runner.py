@@ -3,7 +3,12 @@
 Every process is started through one `Children` owner and stopped when the run ends, however
 it ends. Targets all run side by side for the whole run, but only one takes load at a time;
 for each (scenario, target) the backends' request counters, the proxy's CPU time and its peak
-memory are read right before and right after the measured load.
+memory are read right before and right after the measured load. With `repeat` > 1 every
+scenario is measured that many times, the targets interleaved run by run (run 1: turnout,
+nginx, haproxy; run 2: the same...), so slow drifts of the machine hit every target alike.
+
+A scenario whose turnout must issue its sticky cookie gets turnout instances of its own,
+started with that configuration for the scenario and stopped after it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import http.client
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -53,6 +60,8 @@ class Plan:
     keep_temp: bool = False
     workers: int = 1
     """turnout worker processes; nginx gets as many worker processes, HAProxy as many threads."""
+    repeat: int = 1
+    """Measured runs of every (scenario, target), interleaved run by run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +87,11 @@ class Measurement:
     """Per pool, as the backends counted; None for `direct`, which bypasses any split."""
     shifts: ShiftResult | None = None
     """The weight changes made during a shifting scenario (turnout targets only)."""
+    run: int = 1
+    """Which of the `repeat` runs (from 1)."""
+    set_cookie: str | None = None
+    """In a scenario where turnout issues its cookie: the Set-Cookie a cookieless request got
+    from the target right before the measured load (None: none)."""
 
 
 @dataclass
@@ -196,15 +210,33 @@ def run(plan: Plan, setup: Setup, progress: Progress) -> Results:
             ]
             for target in targets:
                 _check_target(target, backends)
-            total = len(plan.scenarios) * len(targets)
+            total = len(plan.scenarios) * len(targets) * plan.repeat
             for scenario in plan.scenarios:
-                for target in targets:
-                    progress.begin(len(results.measurements) + 1, total, scenario, target.name)
-                    measurement = _measure(
-                        children, plan, setup, workdir, scenario, target, backends, progress
-                    )
-                    results.measurements.append(measurement)
-                    progress.end(measurement.load)
+                with _scenario_targets(
+                    children, plan, setup, workdir, scenario, targets, backends
+                ) as active:
+                    for run_number in range(1, plan.repeat + 1):
+                        for target in active:
+                            progress.begin(
+                                len(results.measurements) + 1,
+                                total,
+                                scenario,
+                                target.name,
+                                run_number if plan.repeat > 1 else None,
+                            )
+                            measurement = _measure(
+                                children,
+                                plan,
+                                setup,
+                                workdir,
+                                scenario,
+                                target,
+                                backends,
+                                progress,
+                                run_number,
+                            )
+                            results.measurements.append(measurement)
+                            progress.end(measurement.load)
     except Exception:
         # The error names a log file in here: keep it to be read.
         keep = True
@@ -217,6 +249,63 @@ def run(plan: Plan, setup: Setup, progress: Progress) -> Results:
     return results
 
 
+@contextmanager
+def _scenario_targets(
+    children: Children,
+    plan: Plan,
+    setup: Setup,
+    workdir: Path,
+    scenario: Scenario,
+    targets: list[Target],
+    backends: list[BackendServer],
+) -> Iterator[list[Target]]:
+    """The targets to load in `scenario`: the run's own, or, where turnout must issue its
+    cookie, turnout instances configured so in their place (stopped when the scenario ends)."""
+    if not scenario.issue_cookie:
+        yield targets
+        return
+    started: list[Target] = []
+    try:
+        active = []
+        for target in targets:
+            if target.name.startswith("turnout"):
+                target = start_target(
+                    target.name,
+                    children,
+                    workdir,
+                    plan.weights,
+                    backends,
+                    setup.tools,
+                    setup.proxy_cpus,
+                    plan.workers,
+                    issue_cookie=True,
+                )
+                started.append(target)
+                _check_target(target, backends)
+                if set_cookie(target) is None:
+                    raise SetupError(f"{target.name}: no Set-Cookie on a request without one")
+            active.append(target)
+        yield active
+    finally:
+        for target in started:
+            if target.child is not None:
+                children.stop(target.child)
+
+
+def set_cookie(target: Target) -> str | None:
+    """The Set-Cookie header a request without any cookie gets from `target`, if any."""
+    connection = http.client.HTTPConnection("127.0.0.1", target.port, timeout=10)
+    try:
+        connection.request("GET", SMALL_PATH)
+        response = connection.getresponse()
+        response.read()
+    except (OSError, http.client.HTTPException) as error:
+        raise SetupError(f"{target.name}: GET {SMALL_PATH} failed: {error}") from error
+    finally:
+        connection.close()
+    return response.getheader("Set-Cookie")
+
+
 def _measure(
     children: Children,
     plan: Plan,
@@ -226,6 +315,7 @@ def _measure(
     target: Target,
     backends: list[BackendServer],
     progress: Progress,
+    run_number: int = 1,
 ) -> Measurement:
     def load(duration: int, phase: str) -> LoadResult:
         return run_load(
@@ -237,13 +327,15 @@ def _measure(
             duration,
             workdir,
             setup.other_cpus,
-            f"{setup.generator}-{scenario.name}-{target.name}-{phase}",
+            f"{setup.generator}-{scenario.name}-{target.name}-{run_number}-{phase}",
             tick=progress.tick,
         )
 
     if plan.warmup > 0:
         progress.phase(f"warmup {plan.warmup}s")
         load(plan.warmup, "warmup")
+    # Before the counters are read, so this request is not in the split.
+    cookie = set_cookie(target) if scenario.issue_cookie else None
     pids = measure.process_tree(target.child.pid) if target.child is not None else []
     measure.reset_peak_rss(pids)
     before = request_counts(backends)
@@ -279,6 +371,8 @@ def _measure(
         backend_requests=served,
         split=None if target.name == "direct" else _split(set_pct, backends, served),
         shifts=shifts,
+        run=run_number,
+        set_cookie=cookie,
     )
 
 
@@ -334,6 +428,7 @@ def _parameters(plan: Plan, setup: Setup) -> dict[str, Any]:
                 "connections": scenario.connections,
                 "body_bytes": scenario.body_bytes,
                 "connection_close": scenario.close,
+                "issues_cookie": scenario.issue_cookie,
             }
             for scenario in plan.scenarios
         },
@@ -343,6 +438,7 @@ def _parameters(plan: Plan, setup: Setup) -> dict[str, Any]:
         "weights": dict(plan.weights),
         "backends_per_pool": plan.backends_per_pool,
         "workers": plan.workers,
+        "repeat": plan.repeat,
         "data_plane": _data_plane(),
         "load_generator": setup.generator,
         "backend": setup.backend,

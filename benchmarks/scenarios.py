@@ -33,6 +33,9 @@ class Scenario:
     shift_every: float | None = None
     """Seconds between weight changes made through turnout's admin API while the load runs:
     the weights swing between 90/10 and 10/90 (proxies without an admin API keep theirs)."""
+    issue_cookie: bool = False
+    """turnout's sticky route issues its cookie (`issue = true`): every cookieless request gets
+    an id made up, routed by its hash and sent back in Set-Cookie. Clients never return it."""
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -54,6 +57,16 @@ SCENARIOS: dict[str, Scenario] = {
             SMALL_PATH,
             50,
             headers=(("Cookie", "turnout-id=user-4711"),),
+        ),
+        Scenario(
+            "sticky-first",
+            "GET / without the cookie on a sticky route that issues it: turnout makes up an id "
+            "for every request, routes by its hash and sends Set-Cookie (wrk never sends it "
+            "back); nginx and HAProxy hash the missing cookie as an empty key and fall back to "
+            "weighted round robin, as in small; 50 connections",
+            SMALL_PATH,
+            50,
+            issue_cookie=True,
         ),
         Scenario(
             "shifting",

@@ -58,11 +58,13 @@ def turnout_toml(
     admin_port: int = 9901,
     workers: int = 1,
     access_log: Path | None = None,
+    issue: bool = False,
 ) -> str:
     """The configuration turnout runs under test: one sticky weighted route and a header rule.
 
-    The cookie is not issued, so cookieless clients (wrk) take the random split on every
-    request; the tester rule is evaluated on every request, as in production.
+    Unless `issue`, the cookie is not issued, so cookieless clients (wrk) take the random split
+    on every request; with `issue` each of them gets an id, routed by its hash, and a
+    Set-Cookie. The tester rule is evaluated on every request, as in production.
     """
 
     def string(value: str) -> str:
@@ -109,7 +111,7 @@ def turnout_toml(
         "",
         "[routes.web.sticky]",
         f'cookie = "{STICKY_COOKIE}"',
-        "issue = false",
+        f"issue = {'true' if issue else 'false'}",
         "",
     ]
     return "\n".join(lines)
@@ -124,20 +126,25 @@ def start_target(
     tools: dict[str, str],
     cpus: frozenset[int] | None,
     workers: int = 1,
+    issue_cookie: bool = False,
 ) -> Target:
     """Start the proxy `name` in front of `backends` (or point at one for `direct`), with
-    `workers` processes (turnout, nginx) or threads (HAProxy)."""
+    `workers` processes (turnout, nginx) or threads (HAProxy); a turnout issuing its sticky
+    cookie when `issue_cookie` (the baselines have no such setting)."""
     if name == "direct":
         return Target(name, backends[0].port, None)
     port, admin_port = free_ports(2)
     upstream = baselines.servers(weights, [(b.pool, b.name, b.port) for b in backends])
     if name in ("turnout", "turnout-log", "turnout-py"):
-        conf = workdir / f"{name}.toml"
-        log = workdir / "access.log" if name == "turnout-log" else None
-        conf.write_text(turnout_toml(port, weights, backends, admin_port, workers, log))
+        label = f"{name}-issuing" if issue_cookie else name
+        conf = workdir / f"{label}.toml"
+        log = workdir / f"{label.replace(name, 'access')}.log" if name == "turnout-log" else None
+        conf.write_text(
+            turnout_toml(port, weights, backends, admin_port, workers, log, issue_cookie)
+        )
         argv = [*turnout_command(), "--log-level", "warning", "run", "--config", str(conf)]
         env = {**os.environ, "TURNOUT_NATIVE": "off"} if name == "turnout-py" else None
-        child = children.spawn(name, argv, cpus, env)
+        child = children.spawn(label, argv, cpus, env)
         # The listening sockets exist before the workers serve: wait for /ready, not the port.
         wait_for_port(child, admin_port)
         wait_until_ready(child, admin_port)
