@@ -51,6 +51,7 @@ from proxy.headers import (
     connection_tokens,
     rule_text,
 )
+from proxy.lifecycle import QUEUED, RECEIVED
 
 if TYPE_CHECKING:
     from proxy.dataplane import DataPlane, Installed
@@ -373,7 +374,7 @@ class Downstream(asyncio.Protocol):
         head = exchange.head
         return (
             not head.keep_alive
-            and exchange.request_done
+            and exchange.body == RECEIVED
             and exchange.rejection is None
             and head.upgrade is None
             and not self.queue
@@ -387,17 +388,17 @@ class Downstream(asyncio.Protocol):
         self.closing = True
         self.in_head = False
         receiving = self.receiving
-        if receiving is not None and not receiving.request_done:
+        if receiving is not None and receiving.body != RECEIVED:
             receiving.reject(error)
             return
         exchange = Exchange(self, self.head or RequestHead(), self.installed, error)
-        exchange.request_done = True
+        exchange.body = RECEIVED
         self.queue.append(exchange)
         self.start_next()
 
     def start_next(self) -> None:
         """Start the first request in line, unless it runs already or the parser is busy."""
-        if self.queue and not self.parsing and not self.queue[0].started:
+        if self.queue and not self.parsing and self.queue[0].phase == QUEUED:
             self.queue[0].start()
 
     def closes_after(self, exchange: Exchange) -> bool:
@@ -426,7 +427,7 @@ class Downstream(asyncio.Protocol):
         """The sweeper found the deadline passed."""
         if self.tunnel is not None:
             self.tunnel.timed_out()
-        elif self.queue and self.queue[0].started:
+        elif self.queue and self.queue[0].phase != QUEUED:
             self.queue[0].timed_out()
         elif self.lingering:
             self.abort()

@@ -10,7 +10,7 @@ closed the idle connection as we wrote); a timeout never is (the backend may be 
 from __future__ import annotations
 
 import errno
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, NamedTuple
 
 import orjson
 
@@ -206,3 +206,37 @@ def problem_response(
     if not head_only:
         head.append(body)
     return b"".join(head)
+
+
+class Failure(NamedTuple):
+    """What a client gets for an error: `response` is None when it is too late for a status
+    (a response had started) and the connection must close so the client sees it incomplete."""
+
+    status: int
+    response: bytes | None
+    keep_alive: bool
+    body_bytes: int
+
+
+def fail_to_proxy(
+    error: ProxyError,
+    *,
+    started: bool,
+    reusable: bool,
+    request_id: bytes | None,
+    head_only: bool,
+    debug: bytes | None,
+) -> Failure:
+    """Fail-to-proxy, pure: the one mapping from an error to the client's answer.
+
+    `started`: response bytes were already relayed; `reusable`: keeps_alive's verdict for this
+    request had the answer been a success. An error the client caused (a malformed request)
+    leaves the connection in an unknown state, so it closes."""
+    if started:
+        return Failure(error.status, None, False, 0)
+    keep_alive = reusable and error.source != "downstream"
+    body = problem_body(error, request_id)
+    response = problem_response(
+        error, body, keep_alive=keep_alive, head_only=head_only, debug=debug
+    )
+    return Failure(error.status, response, keep_alive, 0 if head_only else len(body))

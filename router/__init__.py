@@ -12,7 +12,7 @@ build of its hot modules runs is decided outside, by whoever starts the process 
 """
 
 from router.build import Problem, SpecError, build_snapshot
-from router.decide import decide, fail_over_from
+from router.decide import decide
 from router.decision import Decision, RequestMeta, RuleKind, normalise_host
 from router.edits import (
     abort,
@@ -28,6 +28,7 @@ from router.edits import (
     with_route,
     with_weights,
 )
+from router.failover import fail_over
 from router.hashing import bucket_of
 from router.merge import carry_runtime
 from router.pick import Loaded, pick_backend
@@ -76,7 +77,7 @@ __all__ = [
     "build_snapshot",
     "carry_runtime",
     "decide",
-    "fail_over_from",
+    "fail_over",
     "normalise_host",
     "pick_backend",
     "promote",

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import accumulate
 from types import MappingProxyType
-from typing import Any
 
+from router.failover import failover_fields
 from router.snapshot import Backend, HeaderRule, Pool, Route, Snapshot, Sticky
 from router.spec import HeaderRuleSpec, Health, PoolSpec, RouteSpec, Spec, StickySpec
 from router.split import layout
@@ -277,25 +277,8 @@ def _compile_route(spec: RouteSpec, pools: Mapping[str, Pool], problems: list[Pr
         cookie_attributes=cookie_attributes,
         fallback=fallback,
         failover=spec.failover,
-        **_failover(spec, pools),
+        **failover_fields(spec, pools),
     )
-
-
-def _failover(spec: RouteSpec, pools: Mapping[str, Pool]) -> dict[str, Any]:
-    """Where a route's requests go when their pool has no eligible backend (see RouteSpec)."""
-    if spec.failover == "none":
-        return {}
-    if spec.mode == "weighted":
-        alive = [
-            (name, weight) for name, weight in spec.weights if weight > 0 and pools[name].eligible
-        ]
-        if not alive:
-            return {}
-        order, bounds = layout(alive)
-        return {"failover_pools": tuple(pools[name] for name in order), "failover_bounds": bounds}
-    others = [colour for colour in spec.colours if colour != spec.active]
-    colour = spec.previous or (others[0] if len(others) == 1 else None)
-    return {"failover_colour": pools[colour]} if colour is not None else {}
 
 
 def _compile_split(

@@ -8,24 +8,20 @@ path through here is reproducible in a test with a fixed roll. Order of preceden
 3. blue-green: the active colour; weighted: the bucket of the sticky cookie if the route is
    sticky and the cookie is present, else a newly issued cookie's bucket (if the route issues
    cookies), else the roll's bucket;
-4. if the chosen pool has no eligible backend: with failover `auto`, a weighted route spreads
-   its users over the route's other live pools in proportion to their weights, a blue-green
-   route goes to the other colour; otherwise (or if nothing is live) the route's fallback pool,
-   if it has an eligible backend; otherwise the decision keeps the empty pool (the data plane
-   answers 503).
+4. if the chosen pool has no eligible backend: router.failover says where its users go; if
+   nowhere, the decision keeps the empty pool (the data plane answers 503).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from typing import Final
 
 from router.cookies import cookie_value
 from router.decision import Decision, RequestMeta
+from router.failover import fail_over
 from router.hashing import bucket_of
 from router.snapshot import Pool, Route, Snapshot
 from router.spec import BUCKETS
-from router.split import layout
 
 NO_ROUTE: Final = Decision(route=None, pool=None, rule="no-route")
 
@@ -39,68 +35,8 @@ def decide(meta: RequestMeta, snapshot: Snapshot, roll: int) -> Decision:
     pool = decision.pool
     if pool is None or pool.eligible:
         return decision  # the common case, in one test
-    return _fail_over(decision, route, pool, roll)
-
-
-def fail_over_from(decision: Decision, failed: str, roll: int) -> Decision | None:
-    """Where to retry a request whose pool turned out unreachable (every backend tried failed
-    to connect) before the health checker noticed: the route's other live pools by weight, or
-    the other colour, or the fallback pool. None when there is nowhere else to go.
-
-    Computed on the spot, not precompiled: it runs only on this error path.
-    """
-    route = decision.route
-    if route is None:
-        return None
-    if route.mode == "weighted" and route.failover == "auto":
-        alive = [
-            (pool.name, weight)
-            for pool, weight in _split_weights(route)
-            if pool.name != failed and pool.eligible and weight > 0
-        ]
-        if alive:
-            order, bounds = layout(alive)
-            bucket = decision.bucket if decision.bucket is not None else roll % BUCKETS
-            name = order[bisect_right(bounds, bucket * 7919 % BUCKETS)]
-            target = next(pool for pool in route.split_pools if pool.name == name)
-            return decision.fallen_back(target, failed)
-    colour = route.failover_colour  # None unless blue-green with failover auto
-    if colour is not None and colour.name != failed and colour.eligible:
-        return decision.fallen_back(colour, failed)
-    fallback = route.fallback
-    if fallback is not None and fallback.name != failed and fallback.eligible:
-        return decision.fallen_back(fallback, failed)
-    return None
-
-
-def _split_weights(route: Route) -> list[tuple[Pool, int]]:
-    """A weighted route's pools with their weights (recovered from the bucket bounds)."""
-    lower = 0
-    weights = []
-    for pool, upper in zip(route.split_pools, route.split_bounds, strict=True):
-        weights.append((pool, upper - lower))
-        lower = upper
-    return weights
-
-
-def _fail_over(decision: Decision, route: Route, pool: Pool, roll: int) -> Decision:
-    """Step 4: the chosen pool has no eligible backend."""
-    if route.failover_bounds:
-        # The pool's users spread over the live pools in proportion to their weights. The bucket
-        # is scrambled first (x -> x * 7919 mod 10000 is a bijection: 7919 is prime to 10000):
-        # a failed pool's users hold one contiguous bucket range, which unscrambled would all
-        # land in one pool. Each user still always lands in the same place.
-        bucket = decision.bucket if decision.bucket is not None else roll % BUCKETS
-        scrambled = bucket * 7919 % BUCKETS
-        target = route.failover_pools[bisect_right(route.failover_bounds, scrambled)]
-        return decision.fallen_back(target, pool.name)
-    colour = route.failover_colour
-    if colour is not None and colour.eligible:
-        return decision.fallen_back(colour, pool.name)
-    fallback = route.fallback
-    if fallback is not None and fallback.eligible:
-        return decision.fallen_back(fallback, pool.name)
-    return decision
+    other = fail_over(decision, pool.name, roll)
+    return other if other is not None else decision
 
 
 def _choose(meta: RequestMeta, route: Route, roll: int) -> Decision:

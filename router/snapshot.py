@@ -113,9 +113,11 @@ class Route:
     """The `; Max-Age=...; Path=/; HttpOnly; SameSite=Lax` tail of an issued cookie."""
     fallback: Pool | None
     failover: Failover = "auto"
+    failover_weights: tuple[tuple[Pool, int], ...] = ()
+    """Weighted, failover auto: the split's live pools (eligible, weight > 0) with their
+    weights, in the spec's order (see router.failover)."""
     failover_pools: tuple[Pool, ...] = ()
-    """Weighted, failover auto: the split's pools that have eligible backends, in bucket order,
-    where the users of a pool without any go (see router.decide)."""
+    """The same pools in bucket order: where the users of a pool without backends go."""
     failover_bounds: tuple[int, ...] = ()
     failover_colour: Pool | None = None
     """Blue-green, failover auto: where requests go when the active colour has no backend."""

@@ -1,0 +1,155 @@
+"""Selection and retry: which backend an exchange goes to, and when it may go to another.
+
+Theory of operation. `forward` picks a backend of the decision's pool not tried yet (pure:
+router.pick_backend) and sends the request on a pooled connection or a new one. Retries happen
+only when they cannot duplicate work: a failed connect (nothing was sent) goes to another
+backend, up to `retries` times; when every backend of the pool failed to connect before the
+health checker noticed, the route's failover (router.fail_over) takes the request, once; a
+reused keep-alive connection that the backend had closed (reset or EOF before any response
+byte) is retried once on a fresh connection, for idempotent requests whose bytes sent so far
+are still held (at most REPLAY_LIMIT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from random import getrandbits
+from time import perf_counter, time
+from typing import TYPE_CHECKING, Final
+
+from proxy.failures import NoEligibleBackend, ProxyError, map_connect_error
+from proxy.lifecycle import AWAITING, FINISHED, RECEIVED, RECEIVING
+from proxy.observation import count_under
+from router import fail_over, pick_backend
+
+if TYPE_CHECKING:
+    from proxy.dataplane import Target
+    from proxy.exchange import Exchange
+    from proxy.upstream import UpstreamConnection
+
+log = logging.getLogger("turnout.proxy")
+
+REPLAY_LIMIT: Final = 64 * 1024
+"""Bytes of a request kept after sending, so a stale keep-alive connection can be retried."""
+
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def forward(x: Exchange, error: ProxyError | None) -> None:
+    """Pick a backend not tried yet and send the request to it."""
+    decision = x.decision
+    assert decision is not None
+    pool = decision.pool
+    assert pool is not None
+    targets = x.installed.targets[pool.name]
+    # The clock is read only while some backend of the pool is in slow start.
+    index = pick_backend(pool, targets, getrandbits(64), x.tried, time() if pool.ramp else 0.0)
+    if index is None:
+        if error is not None:
+            # Every backend of the pool failed to connect and the health checker has not
+            # noticed yet: the route's failover takes the request, as it will take the pool's
+            # users once it is ejected. Once per request.
+            other = None if x.failed_over else fail_over(decision, pool.name, getrandbits(64))
+            if other is not None and other.route is not None and other.pool is not None:
+                x.decision, x.tried, x.failed_over = other, [], True
+                count_under(x, other.route.name, other.pool.name)
+                forward(x, error)
+            else:
+                x.fail(error)
+        elif x.tried:
+            x.fail(NoEligibleBackend(f"no backend left to try in pool {pool.name!r}"))
+        else:
+            x.fail(NoEligibleBackend(f"pool {pool.name!r} has no eligible backend"))
+        return
+    x.tried.append(index)
+    x.attempts += 1
+    target = x.target = targets[index]
+    target.inflight += 1
+    if not x.head.host:
+        # HTTP/1.0 without Host: name the backend, as a client talking to it would.
+        x.upstream_head = x.build_upstream_head(target.address.encode())
+    connection = target.connections.take()
+    if connection is not None:
+        attach(x, connection, True)
+    else:
+        x.dp.spawn(connect(x, target))
+
+
+async def connect(x: Exchange, target: Target) -> None:
+    if x.phase == FINISHED:
+        return  # rejected while the connect waited to run (a framing error in the same read)
+    try:
+        async with asyncio.timeout(x.dp.connect_timeout):
+            connection = await target.connections.open()
+    except (OSError, TimeoutError) as exc:
+        target.connect_errors += 1
+        target.failed()
+        if x.phase != FINISHED:
+            retry_or_fail(x, map_connect_error(exc, target.address))
+        return
+    if x.phase == FINISHED:
+        target.connections.give_back(connection)  # never used: still at a clean boundary
+        return
+    try:
+        attach(x, connection, False)
+    except Exception:
+        log.exception("internal error while forwarding")
+        x.fail(ProxyError("internal error"))
+
+
+def attach(x: Exchange, connection: UpstreamConnection, reused: bool) -> None:
+    """Send head and buffered body on `connection`; later body chunks go straight to it."""
+    x.upstream = connection
+    if x.dp.access_log is not None:  # the clock is read only for the access log
+        x.upstream_at = perf_counter()
+    x.reused = reused
+    connection.begin(x, head_only=x.head.method == b"HEAD")
+    pending = x.pending
+    transport = connection.transport
+    assert transport is not None  # set by connection_made, before anyone can take it
+    if pending:
+        transport.writelines([x.upstream_head, *pending])
+    else:
+        transport.write(x.upstream_head)
+    if x.sent is not None:
+        x.sent_bytes = len(x.upstream_head) + x.pending_bytes
+        x.sent = [x.upstream_head, *pending] if x.sent_bytes <= REPLAY_LIMIT else None
+    x.pending = []
+    x.pending_bytes = 0
+    if x.body != RECEIVED:
+        x.ds.resume_reading(x.ds.PAUSE_BUFFER)
+        if x.body == AWAITING:
+            # Envoy's default: the proxy answers Expect itself once it can take the body,
+            # and the backend never sees Expect (it was not forwarded).
+            x.body = RECEIVING
+            x.ds.write(CONTINUE)
+
+
+def retry_or_fail(x: Exchange, error: ProxyError) -> None:
+    failed = x.target
+    x.release_target()
+    if error.retry_safe and x.attempts <= x.dp.retries:
+        if failed is not None:
+            failed.retries += 1
+        forward(x, error)
+    else:
+        x.fail(error)
+
+
+def retry_stale(x: Exchange) -> bool:
+    """The backend closed a reused connection before answering: most likely it closed it while
+    it sat idle. Send the request again on a fresh connection if that is safe (once)."""
+    sent = x.sent
+    if not x.reused or x.stale_retried or sent is None:
+        return False
+    if not x.head.idempotent or x.head.upgrade is not None:
+        return False
+    x.stale_retried = True
+    x.pending = sent[1:] + x.pending
+    x.pending_bytes += x.sent_bytes
+    x.sent = []
+    target = x.target
+    assert target is not None
+    x.dp.spawn(connect(x, target))
+    return True
