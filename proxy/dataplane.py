@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from proxy.access_log import AccessLog
 from proxy.admission import route_host
-from proxy.config import Settings
+from proxy.config import OutlierConfig, Settings
 from proxy.downstream import Downstream
 from proxy.headers import REQUEST_SPECIAL_LENGTHS
 from proxy.metrics import NO_ROUTE, BackendReport, RouteReport, RouteStats
@@ -133,10 +133,12 @@ class Limits:
     """Peer address -> trusted: a cache of `trusted`, so it lives and dies with it."""
     outliers: dict[str, tuple[int, int]]
     """Pool -> (consecutive 5xx, consecutive gateway failures) that report a backend;
-    absent where outlier detection is off."""
+    (0, 0) where outlier detection is off."""
+    outlier_default: tuple[int, int]
+    """[outlier] itself, for a pool the settings do not name."""
 
     def outlier(self, pool: str) -> tuple[int, int]:
-        return self.outliers.get(pool, _NO_OUTLIER)
+        return self.outliers.get(pool, self.outlier_default)
 
     def is_trusted(self, address: str) -> bool:
         """Whether a peer may vouch for X-Forwarded-* (cached per address, not per request)."""
@@ -154,16 +156,14 @@ class Limits:
         return trusted
 
 
-_NO_OUTLIER: Final = (0, 0)
-
-
 def build_limits(settings: Settings, access_log: AccessLog | None) -> Limits:
     downstream, upstream = settings.downstream, settings.upstream
-    outliers: dict[str, tuple[int, int]] = {}
-    for pool in settings.pools:
-        outlier = settings.pool_outlier(pool)
-        if outlier.enabled:
-            outliers[pool] = (outlier.consecutive_5xx, outlier.consecutive_gateway_failures)
+
+    def limits(outlier: OutlierConfig) -> tuple[int, int]:
+        if not outlier.enabled:
+            return (0, 0)
+        return (outlier.consecutive_5xx, outlier.consecutive_gateway_failures)
+
     return Limits(
         header_timeout=downstream.header_timeout,
         keepalive_timeout=downstream.keepalive_timeout,
@@ -187,7 +187,8 @@ def build_limits(settings: Settings, access_log: AccessLog | None) -> Limits:
             for network in settings.forwarded.trusted_proxies
         ),
         trust_cache={},
-        outliers=outliers,
+        outliers={pool: limits(settings.pool_outlier(pool)) for pool in settings.pools},
+        outlier_default=limits(settings.outlier),
     )
 
 
