@@ -33,10 +33,14 @@ BATCH_BYTES = 64 * 1024
 
 class AccessLog:
     def __init__(self, config: AccessLogConfig) -> None:
-        self.sample = config.sample
-        self.query = config.query
         self._lines: list[bytes] = []
         self._size = 0
+        self._flusher: asyncio.Task[None] | None = None
+        self._open(config)
+
+    def _open(self, config: AccessLogConfig) -> None:
+        self.sample = config.sample
+        self.query = config.query
         self._out: IO[bytes]
         self._owned = config.file is not None
         if config.file is not None:
@@ -44,7 +48,14 @@ class AccessLog:
             self._out = os.fdopen(descriptor, "ab", buffering=0)
         else:
             self._out = sys.stdout.buffer
-        self._flusher: asyncio.Task[None] | None = None
+
+    def reopen(self, config: AccessLogConfig) -> None:
+        """A reload: the lines so far go to the old file, the next ones to `config`'s. The
+        object stays, so requests in flight that hold it never write to a closed file."""
+        self.flush()
+        if self._owned:
+            self._out.close()
+        self._open(config)
 
     def wanted(self) -> bool:
         """Whether this request is in the sample (decided before building its line)."""

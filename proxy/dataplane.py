@@ -1,10 +1,13 @@
 """The data plane's state: the installed snapshot, backends as targets, connections, deadlines.
 
-Theory of operation. `install(snapshot)` prepares everything a request needs from a new
-snapshot (for each pool, its eligible backends' `Target`s in the same order as
-`pool.eligible`) and publishes it as one `Installed` object with one assignment. A request
-captures `installed` once when it begins and reads only that, so it is routed and balanced
-by one consistent view however many swaps happen while it is in flight.
+Theory of operation. `install(snapshot, settings)` prepares everything a request reads from a
+new snapshot (for each pool, its eligible backends' `Target`s in the same order as
+`pool.eligible`) and from the settings (`Limits`: timeouts, retries, header limits, flags), and
+publishes both as one `Installed` object with one assignment: a request never sees the routing
+of one install with the limits of another. A request routes by the object installed when its
+routing begins and keeps it, limits included, to its end, however many swaps happen while it is
+in flight; a connection reads its own limits (the next head's timeout, keep-alive) from the
+object installed when that phase begins.
 
 `Target`s outlive snapshots: a backend keeps its in-flight count and its keep-alive pool across
 weight changes, switches and health changes, because they are keyed by (pool, backend, address),
@@ -24,7 +27,7 @@ from typing import Any, Final
 
 from proxy.access_log import AccessLog
 from proxy.admission import route_host
-from proxy.config import Settings
+from proxy.config import OutlierConfig, Settings
 from proxy.downstream import Downstream
 from proxy.headers import REQUEST_SPECIAL_LENGTHS
 from proxy.metrics import NO_ROUTE, BackendReport, RouteReport, RouteStats
@@ -48,8 +51,6 @@ class Target:
         "failures",
         "gateway_failures",
         "inflight",
-        "limit_5xx",
-        "limit_gateway",
         "pool",
         "report",
         "reported_at",
@@ -67,32 +68,31 @@ class Target:
         """5xx responses in a row."""
         self.gateway_failures = 0
         """Connect failures, resets before a response, timeouts in a row."""
-        self.limit_5xx = 0
-        self.limit_gateway = 0
-        """0: outlier detection is off for this backend's pool."""
         self.report: Callable[[Target, str, int], None] | None = None
         self.reported_at = -REPORT_INTERVAL
         self.connect_errors = 0
         self.timeouts = 0
         self.retries = 0
 
-    def answered(self, status: int) -> None:
-        """A response head arrived from the backend."""
+    def answered(self, status: int, limits: Limits) -> None:
+        """A response head arrived from the backend (`limits`: the request's)."""
         if status >= 500:
             self.failures += 1
-            if self.failures == self.limit_5xx:
+            limit = limits.outlier(self.pool)[0]
+            if self.failures == limit:
                 self.failures = 0  # reported: the next streak counts afresh (probation)
-                self._report("5xx", self.limit_5xx)
+                self._report("5xx", limit)
         else:
             self.failures = 0
             self.gateway_failures = 0
 
-    def failed(self) -> None:
+    def failed(self, limits: Limits) -> None:
         """The backend could not be reached, reset the connection, or timed out."""
         self.gateway_failures += 1
-        if self.gateway_failures == self.limit_gateway:
+        limit = limits.outlier(self.pool)[1]
+        if self.gateway_failures == limit:
             self.gateway_failures = 0
-            self._report("gateway", self.limit_gateway)
+            self._report("gateway", limit)
 
     def _report(self, reason: str, count: int) -> None:
         # At most one report a second per backend: when the ejection cap refuses to eject,
@@ -104,10 +104,101 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """The data plane's settings as requests read them, derived once per reload.
+
+    A native class in a compiled module, so that `limits.read_timeout` is one field read like
+    the `DataPlane` attribute it replaces; requests and connections capture it once."""
+
+    header_timeout: float
+    keepalive_timeout: float
+    max_header_bytes: int
+    max_headers: int
+    normalize_path: bool
+    merge_slashes: bool
+    connect_timeout: float
+    read_timeout: float
+    retries: int
+    tunnel_idle_timeout: float
+    keepalive_per_backend: int
+    """Idle connections a backend address keeps; applied when a request gives one back."""
+    keepalive_idle_timeout: float
+    max_response_header_bytes: int
+    decision_header: bool
+    access_log: AccessLog | None
+    access_log_query: bool
+    buckets: tuple[float, ...]
+    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    trust_cache: dict[str, bool]
+    """Peer address -> trusted: a cache of `trusted`, so it lives and dies with it."""
+    outliers: dict[str, tuple[int, int]]
+    """Pool -> (consecutive 5xx, consecutive gateway failures) that report a backend;
+    (0, 0) where outlier detection is off."""
+    outlier_default: tuple[int, int]
+    """[outlier] itself, for a pool the settings do not name."""
+
+    def outlier(self, pool: str) -> tuple[int, int]:
+        return self.outliers.get(pool, self.outlier_default)
+
+    def is_trusted(self, address: str) -> bool:
+        """Whether a peer may vouch for X-Forwarded-* (cached per address, not per request)."""
+        cache = self.trust_cache
+        trusted = cache.get(address)
+        if trusted is None:
+            try:
+                ip = ipaddress.ip_address(address)
+                trusted = any(ip in network for network in self.trusted)
+            except ValueError:
+                trusted = False
+            if len(cache) > 10_000:
+                cache.clear()
+            cache[address] = trusted
+        return trusted
+
+
+def build_limits(settings: Settings, access_log: AccessLog | None) -> Limits:
+    downstream, upstream = settings.downstream, settings.upstream
+
+    def limits(outlier: OutlierConfig) -> tuple[int, int]:
+        if not outlier.enabled:
+            return (0, 0)
+        return (outlier.consecutive_5xx, outlier.consecutive_gateway_failures)
+
+    return Limits(
+        header_timeout=downstream.header_timeout,
+        keepalive_timeout=downstream.keepalive_timeout,
+        max_header_bytes=downstream.max_header_bytes,
+        max_headers=downstream.max_headers,
+        normalize_path=downstream.normalize_path,
+        merge_slashes=downstream.merge_slashes,
+        connect_timeout=upstream.connect_timeout,
+        read_timeout=upstream.read_timeout,
+        retries=upstream.retries,
+        tunnel_idle_timeout=upstream.tunnel_idle_timeout,
+        keepalive_per_backend=upstream.keepalive_per_backend,
+        keepalive_idle_timeout=upstream.keepalive_idle_timeout,
+        max_response_header_bytes=upstream.max_response_header_bytes,
+        decision_header=settings.debug.decision_header,
+        access_log=access_log,
+        access_log_query=settings.access_log.query,
+        buckets=tuple(settings.metrics.buckets),
+        trusted=tuple(
+            ipaddress.ip_network(network, strict=False)
+            for network in settings.forwarded.trusted_proxies
+        ),
+        trust_cache={},
+        outliers={pool: limits(settings.pool_outlier(pool)) for pool in settings.pools},
+        outlier_default=limits(settings.outlier),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Installed:
-    """One snapshot and what the data plane derived from it; swapped as a whole."""
+    """One snapshot, what the data plane derived from it, and the limits requests keep;
+    swapped as a whole."""
 
     snapshot: Snapshot
+    limits: Limits
     targets: dict[str, tuple[Target, ...]]
     """Pool name -> targets aligned with `pool.eligible`."""
     rule_headers: frozenset[bytes]
@@ -118,7 +209,8 @@ class Installed:
 class DataPlane:
     def __init__(self, settings: Settings, snapshot: Snapshot, loop: asyncio.AbstractEventLoop):
         self.loop = loop
-        self.configure(settings)
+        self.settings = settings
+        self.access_log: AccessLog | None = None
         self._host_cache: dict[bytes | None, str] = {}
         self.targets: dict[tuple[str, str, str, int], Target] = {}
         self.connection_pools: dict[tuple[str, int], ConnectionPool] = {}
@@ -129,50 +221,32 @@ class DataPlane:
         """Set by the worker: tells the control plane, which decides on ejections."""
         self.stats: dict[str, dict[str, RouteStats]] = {}
         """route -> pool -> its counters (kept across snapshots: they only grow)."""
+        self.installed = self._prepare(snapshot, self._limits(settings))
         self.no_route = self.stats_for(NO_ROUTE, NO_ROUTE)
         self.draining = False
         self._request_prefix = os.urandom(8).hex().encode()
         self._request_counter = 0
         self._request_block = b""
-        self.installed = self._prepare(snapshot)
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._no_connections = asyncio.Event()
         self._no_connections.set()
 
-    def configure(self, settings: Settings) -> None:
-        """Apply (new) data-plane settings; connections and requests already running keep
-        the limits they started with only where they captured them."""
+    def _limits(self, settings: Settings) -> Limits:
+        """Limits from (reloaded) settings. The access log stays one object for the worker's
+        life, because it holds a file and batched lines: an in-flight request that captured it
+        must never write to a closed file. A reload points it at its new file (flushing what
+        the old one had first; one thread, so no line can land in between) instead of
+        replacing it; disabled, it is only left out of the new limits, so requests that began
+        with it still log their line."""
         self.settings = settings
-        self.buckets = tuple(settings.metrics.buckets)
-        self.decision_header = settings.debug.decision_header
-        self.access_log_query = settings.access_log.query
-        previous = getattr(self, "access_log", None)
-        if previous is not None:
-            previous.close()
-        self.access_log = AccessLog(settings.access_log) if settings.access_log.enabled else None
-        downstream, upstream = settings.downstream, settings.upstream
-        self.header_timeout = downstream.header_timeout
-        self.keepalive_timeout = downstream.keepalive_timeout
-        self.max_header_bytes = downstream.max_header_bytes
-        self.max_headers = downstream.max_headers
-        self.normalize_path = downstream.normalize_path
-        self.merge_slashes = downstream.merge_slashes
-        self.connect_timeout = upstream.connect_timeout
-        self.read_timeout = upstream.read_timeout
-        self.retries = upstream.retries
-        self.tunnel_idle_timeout = upstream.tunnel_idle_timeout
-        self._trusted = [
-            ipaddress.ip_network(network, strict=False)
-            for network in settings.forwarded.trusted_proxies
-        ]
-        self._trust_cache: dict[str, bool] = {}
-        for target in getattr(self, "targets", {}).values():
-            self._outlier_limits(target)
-        for pool in getattr(self, "connection_pools", {}).values():
-            pool.max_idle = upstream.keepalive_per_backend
-            pool.idle_timeout = upstream.keepalive_idle_timeout
-            pool.max_head_bytes = upstream.max_response_header_bytes
+        config = settings.access_log
+        if config.enabled:
+            if self.access_log is None:
+                self.access_log = AccessLog(config)
+            else:
+                self.access_log.reopen(config)
+        return build_limits(settings, self.access_log if config.enabled else None)
 
     def stats_for(self, route: str, pool: str) -> RouteStats:
         pools = self.stats.get(route)
@@ -180,7 +254,8 @@ class DataPlane:
             pools = self.stats[route] = {}
         stats = pools.get(pool)
         if stats is None:
-            stats = pools[pool] = RouteStats(route, pool, self.buckets)
+            # Counters outlive installs: the buckets are those current when they are created.
+            stats = pools[pool] = RouteStats(route, pool, self.installed.limits.buckets)
         return stats
 
     def reports(
@@ -225,15 +300,17 @@ class DataPlane:
 
     # Publishing
 
-    def install(self, snapshot: Snapshot) -> None:
-        """Route every request that begins from now on by `snapshot`."""
-        self.installed = self._prepare(snapshot)
+    def install(self, snapshot: Snapshot, settings: Settings | None = None) -> None:
+        """Route every request that begins from now on by `snapshot` and (reloaded)
+        `settings`: one assignment, so a request sees both or neither."""
+        limits = self.installed.limits if settings is None else self._limits(settings)
+        self.installed = self._prepare(snapshot, limits)
 
     @property
     def snapshot(self) -> Snapshot:
         return self.installed.snapshot
 
-    def _prepare(self, snapshot: Snapshot) -> Installed:
+    def _prepare(self, snapshot: Snapshot, limits: Limits) -> Installed:
         targets: dict[str, tuple[Target, ...]] = {}
         for name, pool in snapshot.pools.items():
             targets[name] = tuple(
@@ -243,6 +320,7 @@ class DataPlane:
         rule_headers = frozenset(name.encode("latin-1") for name in snapshot.rule_headers)
         return Installed(
             snapshot=snapshot,
+            limits=limits,
             targets=targets,
             rule_headers=rule_headers,
             header_lengths=REQUEST_SPECIAL_LENGTHS | {len(name) for name in rule_headers},
@@ -254,24 +332,12 @@ class DataPlane:
         if target is None:
             connections = self.connection_pools.get((host, port))
             if connections is None:
-                upstream = self.settings.upstream
                 connections = self.connection_pools[(host, port)] = ConnectionPool(
-                    host,
-                    port,
-                    max_idle=upstream.keepalive_per_backend,
-                    idle_timeout=upstream.keepalive_idle_timeout,
-                    max_head_bytes=upstream.max_response_header_bytes,
-                    loop=self.loop,
+                    host, port, loop=self.loop
                 )
             target = self.targets[key] = Target(pool, backend, connections)
-            self._outlier_limits(target)
+            target.report = self._outlier
         return target
-
-    def _outlier_limits(self, target: Target) -> None:
-        outlier = self.settings.pool_outlier(target.pool)
-        target.limit_5xx = outlier.consecutive_5xx if outlier.enabled else 0
-        target.limit_gateway = outlier.consecutive_gateway_failures if outlier.enabled else 0
-        target.report = self._outlier
 
     def _outlier(self, target: Target, reason: str, count: int) -> None:
         if self.on_outlier is not None:
@@ -301,20 +367,6 @@ class DataPlane:
         task = self.loop.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def is_trusted(self, address: str) -> bool:
-        """Whether a peer may vouch for X-Forwarded-* (cached per address, not per request)."""
-        trusted = self._trust_cache.get(address)
-        if trusted is None:
-            try:
-                ip = ipaddress.ip_address(address)
-                trusted = any(ip in network for network in self._trusted)
-            except ValueError:
-                trusted = False
-            if len(self._trust_cache) > 10_000:
-                self._trust_cache.clear()
-            self._trust_cache[address] = trusted
-        return trusted
 
     def route_host(self, raw: bytes | None) -> str:
         """The routing form of a Host header, cached: a sidecar sees few distinct hosts, and
@@ -353,22 +405,22 @@ class DataPlane:
             pool.close_all()
 
     async def _sweep_forever(self) -> None:
-        settings = self.settings
-        shortest = min(
-            settings.downstream.header_timeout,
-            settings.upstream.read_timeout,
-            settings.upstream.connect_timeout,
-            settings.downstream.keepalive_timeout,
-        )
-        # Deadlines are checked at a quarter of the shortest timeout (at most once a second),
-        # so a timeout fires late by at most a quarter of itself.
-        interval = min(1.0, max(0.01, shortest / 4))
         while True:
-            await asyncio.sleep(interval)
+            limits = self.installed.limits
+            shortest = min(
+                limits.header_timeout,
+                limits.read_timeout,
+                limits.connect_timeout,
+                limits.keepalive_timeout,
+            )
+            # Deadlines are checked at a quarter of the shortest timeout (at most once a
+            # second), so a timeout fires late by at most a quarter of itself.
+            await asyncio.sleep(min(1.0, max(0.01, shortest / 4)))
             self.sweep(self.loop.time())
 
     def sweep(self, now: float) -> None:
         for connection in [c for c in self.connections if c.deadline <= now]:
             connection.expired()
+        idle_timeout = self.installed.limits.keepalive_idle_timeout
         for pool in self.connection_pools.values():
-            pool.sweep(now)
+            pool.sweep(now, idle_timeout)

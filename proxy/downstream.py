@@ -54,7 +54,7 @@ from proxy.headers import (
 from proxy.lifecycle import QUEUED, RECEIVED
 
 if TYPE_CHECKING:
-    from proxy.dataplane import DataPlane, Installed
+    from proxy.dataplane import DataPlane, Limits
     from proxy.tunnel import Tunnel
 
 log = logging.getLogger("turnout.proxy")
@@ -95,6 +95,7 @@ class Downstream(asyncio.Protocol):
         "header_count",
         "in_head",
         "installed",
+        "limits",
         "lingering",
         "parser",
         "parsing",
@@ -115,7 +116,8 @@ class Downstream(asyncio.Protocol):
         self.parser = request_parser(self)
         self.queue: deque[Exchange] = deque()
         self.head: RequestHead | None = None
-        self.installed: Installed = dp.installed
+        installed = self.installed = dp.installed
+        self.limits: Limits = installed.limits
         self.receiving: Exchange | None = None
         self.raw_to: Exchange | None = None
         self.tunnel: Tunnel | None = None
@@ -142,9 +144,9 @@ class Downstream(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if peer else ""
         self.peer_ip = address.encode()
-        self.trusted = self.dp.is_trusted(address)
+        self.trusted = self.limits.is_trusted(address)
         self.dp.track(self)
-        self.progress(self.dp.header_timeout)
+        self.progress(self.limits.header_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
@@ -180,13 +182,13 @@ class Downstream(asyncio.Protocol):
             if self.in_head and self.head_began_here and not self.queue:
                 # A head that did not arrive in one read: from now on it has header_timeout
                 # to complete (slowloris). Heads that arrive whole never pay for this.
-                self.progress(self.dp.header_timeout)
+                self.progress(self.limits.header_timeout)
             if self.in_head and not (self.head_began_here and self.completed_here):
                 # llhttp may hold a partial field that on_header has not seen yet, so raw
                 # bytes are counted too: the whole read, unless a previous (pipelined) request
                 # ended in it, where the split is unknown and the per-field count must do.
                 self.head_raw += len(data)
-                if self.head_raw > self.dp.max_header_bytes:
+                if self.head_raw > self.limits.max_header_bytes:
                     self.reject(HeadersTooLarge("request head too large"))
         finally:
             self.parsing = False
@@ -237,7 +239,11 @@ class Downstream(asyncio.Protocol):
         if self.closing:
             raise _StopParsing
         self.head = RequestHead()
-        self.installed = self.dp.installed  # the snapshot this request is routed by
+        # Parse-time: which headers the rules read, and this head's limits. Routing captures
+        # `installed` again when it begins (Exchange.start), so an acknowledged change binds
+        # every request not yet routed.
+        installed = self.installed = self.dp.installed
+        self.limits = installed.limits
         self.in_head = True
         self.head_bytes = 0
         self.head_raw = 0
@@ -247,7 +253,7 @@ class Downstream(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         head = self.head
         assert head is not None
-        add_target(head, url, self.dp.max_header_bytes)
+        add_target(head, url, self.limits.max_header_bytes)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self.in_head:
@@ -256,8 +262,8 @@ class Downstream(asyncio.Protocol):
         assert head is not None
         self.header_count += 1
         self.head_bytes += len(name) + len(value) + 4
-        if self.header_count > self.dp.max_headers:
-            raise HeadersTooLarge(f"more than {self.dp.max_headers} header fields")
+        if self.header_count > self.limits.max_headers:
+            raise HeadersTooLarge(f"more than {self.limits.max_headers} header fields")
         if len(name) not in self.installed.header_lengths:
             head.headers.append((name, value))  # neither special nor read by a rule
             return
@@ -307,15 +313,17 @@ class Downstream(asyncio.Protocol):
         head = self.head
         assert head is not None
         self.in_head = False
-        if self.head_bytes > self.dp.max_header_bytes:
+        if self.head_bytes > self.limits.max_header_bytes:
             raise HeadersTooLarge("request head too large")
         parser = self.parser
         head.method = parser.get_method()
         head.keep_alive = parser.should_keep_alive()
         if head.upgrade is not None and not parser.should_upgrade():
             head.upgrade = None
-        dp = self.dp
-        rejection = admit(head, parser.get_http_version(), dp.normalize_path, dp.merge_slashes)
+        limits = self.limits
+        rejection = admit(
+            head, parser.get_http_version(), limits.normalize_path, limits.merge_slashes
+        )
         exchange = Exchange(self, head, self.installed, rejection)
         self.receiving = exchange
         self.queue.append(exchange)
@@ -360,9 +368,10 @@ class Downstream(asyncio.Protocol):
         if queue:
             self.start_next()
         elif self.in_head:
-            self.progress(self.dp.header_timeout)
+            self.progress(self.limits.header_timeout)  # the next head's, captured as it began
         else:
-            self.progress(self.dp.keepalive_timeout)
+            # Idle from now: the keep-alive timeout installed now.
+            self.progress(self.dp.installed.limits.keepalive_timeout)
 
     def client_is_done(self, exchange: Exchange) -> bool:
         """The client asked to close (Connection: close, or HTTP/1.0 without keep-alive), its
@@ -433,7 +442,7 @@ class Downstream(asyncio.Protocol):
             self.abort()
         elif self.in_head:
             self.reject(
-                RequestTimeout(f"request head not received within {self.dp.header_timeout:g} s")
+                RequestTimeout(f"request head not received within {self.limits.header_timeout:g} s")
             )
         else:
             self.abort()  # idle keep-alive connection, or one that never sent anything

@@ -96,6 +96,7 @@ class Exchange:
         "head_at",
         "installed",
         "keep_alive",
+        "limits",
         "out",
         "pending",
         "pending_bytes",
@@ -127,6 +128,8 @@ class Exchange:
         self.dp = downstream.dp
         self.head = head
         self.installed = installed
+        self.limits = installed.limits
+        """`installed.limits`, read often enough to be kept at hand."""
         self.rejection = rejection
         self.decision: Decision | None = None
         self.target: Target | None = None
@@ -166,21 +169,23 @@ class Exchange:
         self.phase = ROUTING
         self.started_at = perf_counter()
         self.stats.inflight += 1
-        self.ds.progress(self.dp.read_timeout)
-        if self.rejection is not None:
-            self.fail(self.rejection)
-            return
-        head = self.head
-        if not self.request_id:
-            self.request_id = self.dp.new_request_id()
-        # Routing begins now, so it uses the snapshot installed now: once every worker has
+        # Routing begins now, so it uses the object installed now: once every worker has
         # acknowledged a change, no request routes by the old state (a drained backend gets
-        # nothing new). The head was parsed keeping the headers the parse-time rules read.
+        # nothing new). The request keeps it, limits included, to its end. The head was parsed
+        # keeping the headers the parse-time rules read.
+        head = self.head
         installed = self.dp.installed
         if installed is not self.installed:
             if installed.rule_headers != self.installed.rule_headers:
                 head.rule_values = rule_values(head.headers, installed.rule_headers)
             self.installed = installed
+            self.limits = installed.limits
+        self.ds.progress(self.limits.read_timeout)
+        if self.rejection is not None:
+            self.fail(self.rejection)
+            return
+        if not self.request_id:
+            self.request_id = self.dp.new_request_id()
         snapshot = installed.snapshot
         decision = self.decision = decide(
             request_meta(head, self.dp.route_host(head.host), snapshot),
@@ -240,7 +245,7 @@ class Exchange:
             if self.pending_bytes > BUFFER_LIMIT:
                 self.ds.pause_reading(self.ds.PAUSE_BUFFER)
         if self.phase != QUEUED:
-            self.ds.progress(self.dp.read_timeout)
+            self.ds.progress(self.limits.read_timeout)
 
     def request_raw(self, data: bytes) -> None:
         """Bytes after an upgrade request: the new protocol's, sent on unframed."""
@@ -283,17 +288,17 @@ class Exchange:
         self.phase = RESPONDING
         self.sent = None
         self.status = response.status
-        if self.dp.access_log is not None:
+        if self.limits.access_log is not None:
             self.head_at = perf_counter()
         target = self.target
         if target is not None and (
             response.status >= 500 or target.failures or target.gateway_failures
         ):
-            target.answered(response.status)
+            target.answered(response.status, self.limits)
         decision = self.decision
         cookie = decision.set_cookie_header() if decision is not None else None
         set_cookie = cookie.encode("latin-1") if cookie is not None else None
-        debug = explain(self) if self.dp.decision_header else None
+        debug = explain(self) if self.limits.decision_header else None
         if response.status == 101:
             if head.upgrade is None or response.upgrade is None:
                 raise UpstreamBadResponse("101 Switching Protocols without an upgrade request")
@@ -366,7 +371,7 @@ class Exchange:
         if self.phase == RESPONDED:
             self.finish()
         else:
-            self.ds.progress(self.dp.read_timeout)
+            self.ds.progress(self.limits.read_timeout)
 
     def upstream_upgraded(self, tail: bytes) -> None:
         """The backend switched protocols: from now on, bytes flow untouched both ways."""
@@ -382,7 +387,7 @@ class Exchange:
         record(self, 101)
         self.upstream = None
         self.target = None  # the tunnel holds the in-flight count until it closes
-        Tunnel(self.ds, connection, target, self.dp.tunnel_idle_timeout)
+        Tunnel(self.ds, connection, target, self.limits.tunnel_idle_timeout)
         if self.pending:
             connection.writelines(self.pending)
             self.pending = []
@@ -430,7 +435,7 @@ class Exchange:
     def client_drained(self) -> None:
         if self.upstream is not None:
             self.upstream.resume_reading()
-        self.ds.progress(self.dp.read_timeout)
+        self.ds.progress(self.limits.read_timeout)
 
     # End
 
@@ -455,7 +460,7 @@ class Exchange:
             # Given back only at a message boundary: the request was sent whole (it was read
             # whole while this connection was attached) and the response was read whole.
             if self.body == RECEIVED and connection.keep_alive:
-                connection.pool.give_back(connection)
+                connection.pool.give_back(connection, self.limits.keepalive_per_backend)
             else:
                 connection.close()
         self.ds.exchange_finished(self)

@@ -42,7 +42,7 @@ def upstream_lost(x: Exchange, connection: UpstreamConnection) -> None:
     if retry_stale(x):
         return
     if x.target is not None:
-        x.target.failed()
+        x.target.failed(x.limits)
     retry_or_fail(x, UpstreamReset("backend closed the connection before responding"))
 
 
@@ -62,12 +62,12 @@ def timed_out(x: Exchange) -> None:
     if x.phase >= RESPONDING:
         abort_client(x)
     elif x.body != RECEIVED:
-        fail(x, BodyTimeout(f"no request body received for {x.dp.read_timeout:g} s"))
+        fail(x, BodyTimeout(f"no request body received for {x.limits.read_timeout:g} s"))
     else:
         if x.target is not None:
             x.target.timeouts += 1
-            x.target.failed()
-        fail(x, UpstreamTimeout(f"no response within {x.dp.read_timeout:g} s"))
+            x.target.failed(x.limits)
+        fail(x, UpstreamTimeout(f"no response within {x.limits.read_timeout:g} s"))
 
 
 def fail(x: Exchange, error: ProxyError) -> None:
@@ -85,7 +85,7 @@ def fail(x: Exchange, error: ProxyError) -> None:
         reusable=after_failure(x),
         request_id=x.request_id or None,
         head_only=head.method == b"HEAD",
-        debug=explain(x) if x.dp.decision_header else None,
+        debug=explain(x) if x.limits.decision_header else None,
     )
     response = failure.response
     if response is None:

@@ -36,7 +36,7 @@ def record(x: Exchange, status: int) -> None:
     decision = x.decision
     rule = decision.rule if decision is not None else NOT_ROUTED
     stats.finished(status, rule, duration)
-    log = dp.access_log
+    log = x.limits.access_log
     if log is not None and log.wanted():
         log.write(log_fields(x, status, duration))
 
@@ -44,7 +44,7 @@ def record(x: Exchange, status: int) -> None:
 def log_fields(x: Exchange, status: int, duration: float) -> dict[str, object]:
     head, decision = x.head, x.decision
     target = head.target
-    if not x.dp.access_log_query:
+    if not x.limits.access_log_query:
         target = target.split(b"?", 1)[0]
     upstream = x.head_at - x.upstream_at if x.head_at and x.upstream_at else None
     return {

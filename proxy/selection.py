@@ -80,16 +80,17 @@ async def connect(x: Exchange, target: Target) -> None:
     if x.phase == FINISHED:
         return  # rejected while the connect waited to run (a framing error in the same read)
     try:
-        async with asyncio.timeout(x.dp.connect_timeout):
+        async with asyncio.timeout(x.limits.connect_timeout):
             connection = await target.connections.open()
     except (OSError, TimeoutError) as exc:
         target.connect_errors += 1
-        target.failed()
+        target.failed(x.limits)
         if x.phase != FINISHED:
             retry_or_fail(x, map_connect_error(exc, target.address))
         return
     if x.phase == FINISHED:
-        target.connections.give_back(connection)  # never used: still at a clean boundary
+        # Never used: still at a clean boundary.
+        target.connections.give_back(connection, x.limits.keepalive_per_backend)
         return
     try:
         attach(x, connection, False)
@@ -101,7 +102,7 @@ async def connect(x: Exchange, target: Target) -> None:
 def attach(x: Exchange, connection: UpstreamConnection, reused: bool) -> None:
     """Send head and buffered body on `connection`; later body chunks go straight to it."""
     x.upstream = connection
-    if x.dp.access_log is not None:  # the clock is read only for the access log
+    if x.limits.access_log is not None:  # the clock is read only for the access log
         x.upstream_at = perf_counter()
     x.reused = reused
     connection.begin(x, head_only=x.head.method == b"HEAD")
@@ -129,7 +130,7 @@ def attach(x: Exchange, connection: UpstreamConnection, reused: bool) -> None:
 def retry_or_fail(x: Exchange, error: ProxyError) -> None:
     failed = x.target
     x.release_target()
-    if error.retry_safe and x.attempts <= x.dp.retries:
+    if error.retry_safe and x.attempts <= x.limits.retries:
         if failed is not None:
             failed.retries += 1
         forward(x, error)

@@ -1,7 +1,7 @@
 """Serving one data plane in a process: `ProxyServer`.
 
 `ProxyServer` is what each worker process runs and what tests start in-process. Publishing a
-snapshot is one assignment (see `DataPlane.install`); every request that begins afterwards
+snapshot, with reloaded settings or not, is one assignment (see `DataPlane.install`); every request that begins afterwards
 routes by it. A worker imports this module, so it holds nothing else: the whole instance (the
 control plane, its admin API and its workers) is assembled in proxy/instance.py.
 """
@@ -54,16 +54,13 @@ class ProxyServer:
         assert self.dataplane is not None
         return self.dataplane.snapshot
 
-    def publish(self, snapshot: Snapshot) -> None:
-        """Route every request that begins from now on by `snapshot`."""
+    def publish(self, snapshot: Snapshot, settings: Settings | None = None) -> None:
+        """Route every request that begins from now on by `snapshot`, with the limits of
+        reloaded `settings` if given (the listener itself is not moved): one install."""
         assert self.dataplane is not None
-        self.dataplane.install(snapshot)
-
-    def configure(self, settings: Settings) -> None:
-        """Apply reloaded data-plane settings (the listener itself is not moved)."""
-        assert self.dataplane is not None
-        self.settings = settings
-        self.dataplane.configure(settings)
+        if settings is not None:
+            self.settings = settings
+        self.dataplane.install(snapshot, settings)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Graceful stop: stop accepting, answer in-flight requests with Connection: close,

@@ -50,6 +50,7 @@ class UpstreamConnection(asyncio.Protocol):
         "head_bytes",
         "idle_since",
         "in_response",
+        "max_head_bytes",
         "parser",
         "pool",
         "reading_paused",
@@ -72,6 +73,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.in_response = False
         self.expect_head_only = False
         self.head_bytes = 0
+        self.max_head_bytes = 0
+        """The exchange's limit, set when it begins (a reload never changes it under it)."""
         self.idle_since = 0.0
         self.reading_paused = False
         self.reusable = False
@@ -152,7 +155,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.head_bytes += len(name) + len(value) + 4
-        if self.head_bytes > self.pool.max_head_bytes:
+        if self.head_bytes > self.max_head_bytes:
             raise UpstreamBadResponse("response head too large")
         response = self.response
         size = len(name)
@@ -216,6 +219,7 @@ class UpstreamConnection(asyncio.Protocol):
     def begin(self, exchange: Exchange, head_only: bool) -> None:
         """Start serving `exchange`: the next bytes from the backend are its response."""
         self.exchange = exchange
+        self.max_head_bytes = exchange.limits.max_response_header_bytes
         self.expect_head_only = head_only
         self.reusable = False
         self.response_done = False
@@ -299,29 +303,14 @@ class ConnectionPool:
         "connected",
         "host",
         "idle",
-        "idle_timeout",
         "loop",
-        "max_head_bytes",
-        "max_idle",
         "port",
     )
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        max_idle: int,
-        idle_timeout: float,
-        max_head_bytes: int,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
+    def __init__(self, host: str, port: int, *, loop: asyncio.AbstractEventLoop) -> None:
         self.host = host
         self.port = port
         self.address = f"{host}:{port}"
-        self.max_idle = max_idle
-        self.idle_timeout = idle_timeout
-        self.max_head_bytes = max_head_bytes
         self.loop = loop
         self.idle: list[UpstreamConnection] = []
         self.connected = 0
@@ -336,8 +325,10 @@ class ConnectionPool:
                 return connection
         return None
 
-    def give_back(self, connection: UpstreamConnection) -> None:
-        if connection.closed or len(self.idle) >= self.max_idle:
+    def give_back(self, connection: UpstreamConnection, max_idle: int) -> None:
+        """`max_idle`: keepalive_per_backend of the request giving it back (the pool outlives
+        installs; its limits are the requests')."""
+        if connection.closed or len(self.idle) >= max_idle:
             connection.close()
             return
         connection.exchange = None
@@ -350,14 +341,14 @@ class ConnectionPool:
         _, connection = await self.loop.create_connection(factory, self.host, self.port)
         return connection
 
-    def sweep(self, now: float) -> None:
-        """Close connections idle for longer than the idle timeout (the oldest are first)."""
+    def sweep(self, now: float, idle_timeout: float) -> None:
+        """Close connections idle for longer than `idle_timeout` (the oldest are first)."""
         idle = self.idle
         expired = 0
         for connection in idle:
             if connection.closed:
                 expired += 1
-            elif now - connection.idle_since > self.idle_timeout:
+            elif now - connection.idle_since > idle_timeout:
                 connection.close()
                 expired += 1
             else:

@@ -6,7 +6,8 @@ end of a socketpair. Theory of operation:
 1. Read `Hello` (settings, spec, health, revision) and build the snapshot *before* accepting a
    single connection, so no request is ever routed by anything but the current state.
 2. Serve on the inherited socket, send `Ready`.
-3. For every `Install`, build and install the new snapshot (one assignment), then `Ack` it;
+3. For every `Install`, build the new snapshot and install it with the reloaded settings, if
+   any (one assignment: routing and limits together), then `Ack` it;
    the control plane answers an admin write only once every worker has acknowledged.
 4. Report `Stats` every second and on `Query`.
 5. On `Drain` (or SIGTERM, or the control plane vanishing): stop accepting, answer in-flight
@@ -90,10 +91,10 @@ class Worker:
 
     def _install(self, message: Install) -> None:
         if message.settings is not None:
-            self.server.configure(message.settings)
             self.grace = message.settings.process.shutdown_timeout
         self.server.publish(
-            build_snapshot(message.spec, message.health, message.revision, message.readmitted)
+            build_snapshot(message.spec, message.health, message.revision, message.readmitted),
+            message.settings,
         )
         self.revision = message.revision
         self.channel.send(Ack(message.revision))
