@@ -31,7 +31,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Final
 
 from proxy.admission import request_meta
-from proxy.failing import client_lost, fail, timed_out, upstream_failed, upstream_lost
+from proxy.exchange_failures import client_lost, fail, timed_out, upstream_failed, upstream_lost
 from proxy.failures import (
     NoRoute,
     ProxyError,
@@ -392,7 +392,7 @@ class Exchange:
             connection.writelines(self.pending)
             self.pending = []
 
-    # Failures (proxy.failing)
+    # Failures (proxy.exchange_failures)
 
     def upstream_lost(self, connection: UpstreamConnection) -> None:
         """The backend connection closed while serving this exchange."""

@@ -42,6 +42,19 @@ from typing import Literal
 # router.spec and proxy.channel's messages are pickled between processes (compiled frozen
 # dataclasses refuse pickle's default restore); everything else runs per change or per scrape.
 MODULES = (
+    "proxy.admission",
+    "proxy.dataplane",
+    "proxy.downstream",
+    "proxy.exchange",
+    "proxy.exchange_failures",
+    "proxy.headers",
+    "proxy.keepalive",
+    "proxy.lifecycle",
+    "proxy.metrics",
+    "proxy.observation",
+    "proxy.selection",
+    "proxy.tunnel",
+    "proxy.upstream",
     "router.cookies",
     "router.decide",
     "router.decision",
@@ -51,19 +64,6 @@ MODULES = (
     "router.pick",
     "router.snapshot",
     "router.split",
-    "proxy.admission",
-    "proxy.dataplane",
-    "proxy.downstream",
-    "proxy.exchange",
-    "proxy.failing",
-    "proxy.headers",
-    "proxy.keepalive",
-    "proxy.lifecycle",
-    "proxy.metrics",
-    "proxy.observation",
-    "proxy.selection",
-    "proxy.tunnel",
-    "proxy.upstream",
 )
 
 ROOT = Path(__file__).resolve().parent.parent

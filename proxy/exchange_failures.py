@@ -1,4 +1,4 @@
-"""Failures: what an exchange does when the backend, the client or a deadline lets it down.
+"""An exchange's failures: what it does when the backend, the client or a deadline lets it down.
 
 Theory of operation. Before any response byte has been relayed, an error becomes a problem
 document (fail_to_proxy, pure, decides status and keep-alive); after, the client connection is
