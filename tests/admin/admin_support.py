@@ -29,6 +29,7 @@ from helpers import (
     Backend,
     Handler,
     ProxyProcess,
+    config,
     free_port,
     start_backend,
     toml,
@@ -171,6 +172,24 @@ def backend_loop() -> Iterator[BackendLoop]:
         yield loop
     finally:
         loop.close()
+
+
+def shop_and_web(loop: BackendLoop, web: dict[str, int] | None = None) -> dict[str, Any]:
+    """A configuration of one backend per pool (stable, canary, blue, green) behind two routes:
+    `shop`, blue-green on /shop (active blue), and `web`, the split `web` (default 90/10)."""
+    backends = {name: loop.start(name) for name in ("stable", "canary", "blue", "green")}
+    return config(
+        {name: [backend.url] for name, backend in backends.items()},
+        {
+            "shop": {
+                "path_prefix": "/shop",
+                "mode": "blue-green",
+                "pools": ["blue", "green"],
+                "active": "blue",
+            },
+            "web": {"weights": web or {"stable": 90, "canary": 10}},
+        },
+    )
 
 
 def send(

@@ -12,9 +12,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from admin_support import Api, Reply, api, backend_loop
+from admin_support import Api, Reply, api, backend_loop, shop_and_web
 
-from helpers import ProxyProcess, config, proxy_process
+from helpers import ProxyProcess, proxy_process
 
 WRITERS = 50
 
@@ -22,19 +22,7 @@ WRITERS = 50
 @pytest.fixture(scope="module")
 def proxy() -> Iterator[ProxyProcess]:
     with backend_loop() as loop:
-        backends = {name: loop.start(name) for name in ("stable", "canary", "blue", "green")}
-        data = config(
-            {name: [backend.url] for name, backend in backends.items()},
-            {
-                "shop": {
-                    "path_prefix": "/shop",
-                    "mode": "blue-green",
-                    "pools": ["blue", "green"],
-                    "active": "blue",
-                },
-                "web": {"weights": {"stable": 50, "canary": 50}},
-            },
-        )
+        data = shop_and_web(loop, {"stable": 50, "canary": 50})
         with proxy_process(data, workers=2) as running:
             yield running
 

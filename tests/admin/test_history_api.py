@@ -8,27 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from admin_support import Api, api, backend_loop
+from admin_support import Api, api, backend_loop, shop_and_web
 
-from helpers import config, proxy_process
+from helpers import proxy_process
 
 
 @pytest.fixture(scope="module")
 def admin() -> Iterator[Api]:
     with backend_loop() as loop:
-        backends = {name: loop.start(name) for name in ("stable", "canary", "blue", "green")}
-        data = config(
-            {name: [backend.url] for name, backend in backends.items()},
-            {
-                "shop": {
-                    "path_prefix": "/shop",
-                    "mode": "blue-green",
-                    "pools": ["blue", "green"],
-                    "active": "blue",
-                },
-                "web": {"weights": {"stable": 90, "canary": 10}},
-            },
-        )
+        data = shop_and_web(loop)
         with proxy_process(data) as proxy:
             yield api(proxy)
 
