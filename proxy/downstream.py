@@ -51,6 +51,7 @@ from proxy.headers import (
     connection_tokens,
     rule_text,
 )
+from proxy.keepalive import client_is_done
 from proxy.lifecycle import QUEUED, RECEIVED
 
 if TYPE_CHECKING:
@@ -355,7 +356,7 @@ class Downstream(asyncio.Protocol):
         if self.closed:
             return
         if not exchange.keep_alive or (self.closing and not queue) or self.dp.draining:
-            if self.client_is_done(exchange):
+            if client_is_done(exchange):
                 self.abort()  # nothing more can come from the client: no need to linger
             else:
                 self.close()
@@ -372,25 +373,6 @@ class Downstream(asyncio.Protocol):
         else:
             # Idle from now: the keep-alive timeout installed now.
             self.progress(self.dp.installed.limits.keepalive_timeout)
-
-    def client_is_done(self, exchange: Exchange) -> bool:
-        """The client asked to close (Connection: close, or HTTP/1.0 without keep-alive), its
-        request was read whole and well-formed, and nothing followed it. Closing at once then
-        cannot reset a response the client is still reading, so the lingering close (two more
-        system calls and an event-loop turn per connection) is kept for clients that may still
-        be sending: an unread body, a protocol error, pipelined requests, a refused upgrade, a
-        keep-alive client that does not know the proxy is draining. nginx decides the same way."""
-        head = exchange.head
-        return (
-            not head.keep_alive
-            and exchange.body == RECEIVED
-            and exchange.rejection is None
-            and head.upgrade is None
-            and not self.queue
-            and not self.in_head
-            and not self.closing
-            and not self.dp.draining
-        )
 
     def reject(self, error: ProxyError) -> None:
         """A protocol error on this connection: answer it (in order) and close."""

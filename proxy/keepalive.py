@@ -1,4 +1,5 @@
-"""Whether a client connection outlives the response being written: the one place it is decided.
+"""Whether a client connection outlives the response being written, and how it closes when it
+does not: the one place both are decided.
 
 Theory of operation. The answer is written into the response head (`Connection: close` or not),
 so it is decided once, when the head is produced: for a relayed response (proxy.exchange) and for
@@ -43,4 +44,25 @@ def after_failure(x: Exchange) -> bool:
     error allows it is fail_to_proxy's part.)"""
     return client_allows(x) and keeps_alive(
         x.body == RECEIVED or not x.head.has_body, False, FRAME_NONE, x.ds.closes_after(x)
+    )
+
+
+def client_is_done(x: Exchange) -> bool:
+    """When the connection closes after `x`: whether it may close at once instead of lingering.
+    True when the client asked to close (Connection: close, or HTTP/1.0 without keep-alive), its
+    request was read whole and well-formed, and nothing followed it. Closing at once then cannot
+    reset a response the client is still reading, so the lingering close (two more system calls
+    and an event-loop turn per connection) is kept for clients that may still be sending: an
+    unread body, a protocol error, pipelined requests, a refused upgrade, a keep-alive client
+    that does not know the proxy is draining. nginx decides the same way."""
+    head, ds = x.head, x.ds
+    return (
+        not head.keep_alive
+        and x.body == RECEIVED
+        and x.rejection is None
+        and head.upgrade is None
+        and not ds.queue
+        and not ds.in_head
+        and not ds.closing
+        and not ds.dp.draining
     )
