@@ -17,6 +17,7 @@ __all__ = [
     "NotFound",
     "PreconditionFailed",
     "RevisionUnavailable",
+    "RolloutConflict",
     "SpecError",
 ]
 
@@ -49,3 +50,13 @@ class InvalidConfig(Exception):
         super().__init__(f"{path}: {len(problems)} problem(s)")
         self.path = path
         self.problems = problems
+
+
+class RolloutConflict(Exception):
+    """A rollout command that does not fit the rollout's phase: starting one while another
+    runs on the route, resuming one that is not paused, anything but reading a finished one."""
+
+    def __init__(self, route: str, detail: str) -> None:
+        super().__init__(detail)
+        self.route = route
+        self.detail = detail
