@@ -1,4 +1,5 @@
-"""Runtime state that outlives the process: the routing spec, its revision, and the history.
+"""Runtime state that outlives the process: the routing spec, its revision, the history and the
+rollouts.
 
 Theory of operation. After every change the control plane saves one JSON document: the spec it
 routes by, the revision, the spec the configuration file declared when it was loaded (so the
@@ -26,6 +27,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from proxy.control.rollout.model import Rollout
 from router import Spec
 
 log = logging.getLogger("turnout.state")
@@ -58,6 +60,8 @@ class SavedState:
     """The configuration file's spec as last loaded: what the next start compares against."""
     spec: Spec
     history: tuple[Change, ...]
+    rollouts: tuple[Rollout, ...] = ()
+    """Every route's rollout, running or finished (a file from before rollouts has none)."""
 
 
 _SAVED = TypeAdapter(SavedState)

@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +35,8 @@ import orjson
 
 from proxy.config import ConfigError, Settings, load_config
 from proxy.control.history import route_at, spec_diff
+from proxy.control.rollout.controller import RolloutController
+from proxy.control.rollout.model import Rollout
 from proxy.health import HealthChecker
 from proxy.state import (
     HISTORY_LIMIT,
@@ -78,9 +80,16 @@ class Next:
     snapshot: Snapshot
     settings: Settings | None = None
     file_spec: Spec | None = None
+    rollouts: Mapping[str, Rollout] | None = None
+    """Every route's rollout after the step (None: unchanged)."""
+    record: tuple[dict[str, Any], dict[str, Any]] | None = None
+    """The history's before/after, when the step knows it better than a spec diff."""
 
 
 Step = Callable[[Snapshot], Next]
+
+Listener = Callable[[str, str, Spec, Spec, int], None]
+"""Told of every change made: (actor, action, spec before, spec after, revision)."""
 
 
 def _same_state(new: Snapshot, old: Snapshot) -> bool:
@@ -111,9 +120,13 @@ class ControlPlane:
         path = (state.file or default_state_path(config_path)) if state.persist else None
         self.state_file = StateFile(path)
         self.history: list[Change] = []
+        self.rollouts: Mapping[str, Rollout] = {}
+        """Every route's rollout (running or finished), changed only through _commit."""
+        self.listeners: list[Listener] = []
         self.file_spec = snapshot.spec
         self.snapshot = self._with_health(self._restore(snapshot), settings)
         self._sampler: asyncio.Task[None] | None = None
+        self.rollout = RolloutController(self)
 
     def _current(self) -> tuple[Snapshot, Settings]:
         return self.snapshot, self.settings
@@ -134,6 +147,7 @@ class ControlPlane:
             self._record(1, "config-file", "start", "config", None, None)
             return file_snapshot
         self.history = list(saved.history)
+        self.rollouts = {rollout.route: rollout for rollout in saved.rollouts}
         spec = carry_runtime(saved.file_spec, file_snapshot.spec, saved.spec)
         if spec == saved.spec:
             revision = saved.revision
@@ -164,6 +178,7 @@ class ControlPlane:
         self.phase = "serving"
         self._sampler = asyncio.create_task(self._sample_forever())
         self.health.reconcile(self.snapshot.spec, self.settings)
+        self.rollout.start()
 
     async def _sample_forever(self) -> None:
         while True:
@@ -206,6 +221,22 @@ class ControlPlane:
         )
         return snapshot
 
+    async def apply_next(
+        self,
+        step: Step,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        if_match: Collection[int] | None = None,
+    ) -> Snapshot:
+        """The write path for a step that changes more than the snapshot (a rollout's
+        transition: the route's split and the rollout together, its own history record)."""
+        snapshot, _ = await self._commit(
+            step, actor=actor, action=action, target=target, if_match=if_match
+        )
+        return snapshot
+
     async def _commit(
         self,
         step: Step,
@@ -225,7 +256,12 @@ class ControlPlane:
             previous = self.settings
             settings = proposed.settings if proposed.settings is not None else previous
             snapshot = self._with_health(proposed.snapshot, settings)
-            if _same_state(snapshot, current) and settings == previous:
+            rollouts = proposed.rollouts if proposed.rollouts is not None else self.rollouts
+            if (
+                _same_state(snapshot, current)
+                and settings == previous
+                and rollouts == self.rollouts
+            ):
                 # Nothing changed: no new revision (it would make every other client's
                 # If-Match stale), nothing to publish or record. A reload's file may still
                 # differ (an edit that brings it in line with the runtime state): the next
@@ -243,9 +279,12 @@ class ControlPlane:
                 self.settings = previous
                 raise
             self.snapshot = snapshot
+            self.rollouts = rollouts
             if proposed.file_spec is not None:
                 self.file_spec = proposed.file_spec
-            if record is not None:
+            if proposed.record is not None:
+                self._record(snapshot.revision, actor, action, target, *proposed.record)
+            elif record is not None:
                 self._record(snapshot.revision, actor, action, target, *record)
             else:
                 self._record_diff(
@@ -265,6 +304,8 @@ class ControlPlane:
             )
             if snapshot.spec != current.spec or settings is not previous:
                 self.health.reconcile(snapshot.spec, settings)
+            for listener in self.listeners:
+                listener(actor, action, current.spec, snapshot.spec, snapshot.revision)
             return snapshot, True
 
     def _with_health(self, snapshot: Snapshot, settings: Settings) -> Snapshot:
@@ -373,7 +414,11 @@ class ControlPlane:
         try:
             self.state_file.save(
                 SavedState(
-                    self.snapshot.revision, self.file_spec, self.snapshot.spec, tuple(self.history)
+                    self.snapshot.revision,
+                    self.file_spec,
+                    self.snapshot.spec,
+                    tuple(self.history),
+                    tuple(self.rollouts[route] for route in sorted(self.rollouts)),
                 )
             )
         except OSError as error:
@@ -389,6 +434,7 @@ class ControlPlane:
             return
         self.phase = "draining"
         await self.health.stop()
+        await self.rollout.stop()
         if self._sampler is not None:
             self._sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
