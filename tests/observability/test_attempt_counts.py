@@ -22,7 +22,7 @@ from aiohttp import web
 from obs_support import BackendLoop, Client, Echo, Metrics, backend_loop, fetch, request, scrape
 from obs_support import wait_for as wait_until
 
-from helpers import ProxyProcess, config, free_port, proxy_process, read_request_head
+from helpers import ProxyProcess, RawBackend, config, free_port, proxy_process, read_request_head
 from proxy.channel import Stats
 from proxy.metrics import RouteStats
 from proxy.telemetry import Telemetry
@@ -74,6 +74,7 @@ async def serve_one_then_close_on_next(
 @dataclass
 class Instance:
     proxy: ProxyProcess
+    stale: RawBackend
 
 
 ROUTES = ("broken", "flaky", "resets", "garbage", "slow", "stalls", "empty", "stale", "fine")
@@ -85,6 +86,7 @@ def instance() -> Iterator[Instance]:
     with backend_loop() as loop:
         fine = loop.start("fine", Echo("fine")).url
         slow = loop.start("slow", stall).url
+        stale = loop.start_raw(serve_one_then_close_on_next)
         pools: dict[str, list[str]] = {
             "broken": [loop.start("broken", Echo("broken", status=500)).url],
             "flaky": [f"http://127.0.0.1:{free_port()}", fine],
@@ -93,10 +95,15 @@ def instance() -> Iterator[Instance]:
             "slow": [slow],
             "stalls": [slow],
             "empty": [fine],
-            "stale": [loop.start_raw(serve_one_then_close_on_next).url],
+            "stale": [stale.url],
             "fine": [fine],
         }
-        routes = {name: {"path_prefix": f"/{name}", "weights": {name: 1}} for name in ROUTES}
+        pools["dead"] = [f"http://127.0.0.1:{free_port()}"]
+        routes: dict[str, Any] = {
+            name: {"path_prefix": f"/{name}", "weights": {name: 1}} for name in ROUTES
+        }
+        routes["failing"] = {"path_prefix": "/failing", "weights": {"dead": 1}}
+        routes["failing"]["fallback_pool"] = "fine"
         data: dict[str, Any] = config(
             pools, routes, upstream={"read_timeout": READ_TIMEOUT, "retries": 1}
         )
@@ -105,7 +112,7 @@ def instance() -> Iterator[Instance]:
         data["pools"]["flaky"]["backends"][0]["weight"] = 1_000_000
         data["pools"]["empty"]["backends"][0]["admin_state"] = "maint"
         with proxy_process(data, workers=2) as proxy:
-            yield Instance(proxy)
+            yield Instance(proxy, stale)
 
 
 def grown(before: Metrics, after: Metrics, name: str, route: str) -> float:
@@ -177,6 +184,30 @@ async def test_a_timeout_waiting_for_the_response_is_an_attempt_error(instance: 
     assert grown(before, after, ERRORS, "stalls") == 2
 
 
+async def test_a_failed_over_request_counts_each_attempt_under_its_own_pool(
+    instance: Instance,
+) -> None:
+    """The only backend of `dead` refuses; the route's fallback pool answers. The refused
+    attempt is the dead pool's, the one that answered is the fallback's (as is the request)."""
+    proxy = instance.proxy
+    before = await scrape(proxy)
+    assert await statuses(proxy.port, "/failing/x", 4) == [200] * 4
+    after = await scrape(proxy)
+
+    def moved(name: str, pool: str) -> float:
+        return after.value(name, route="failing", pool=pool) - before.value(
+            name, route="failing", pool=pool
+        )
+
+    assert (moved(ATTEMPTS, "dead"), moved(ERRORS, "dead")) == (4, 4)
+    assert (moved(ATTEMPTS, "fine"), moved(ERRORS, "fine")) == (4, 0)
+    assert (
+        after.value(REQUESTS, route="failing", pool="fine", code="200")
+        - before.value(REQUESTS, route="failing", pool="fine", code="200")
+        == 4
+    )
+
+
 async def test_a_client_giving_up_is_not_an_attempt_error(instance: Instance) -> None:
     proxy = instance.proxy
     before = await scrape(proxy)
@@ -224,6 +255,7 @@ async def test_a_stale_keepalive_connection_retried_at_once_is_one_attempt_and_n
     That benign race is the proxy's business, not the pool's failure: the request counts one
     attempt (the retry is the same attempt, on another connection), and it succeeded."""
     proxy = instance.proxy
+    connections = instance.stale.connections
     before = await scrape(proxy)
     client = await Client.open(proxy.port)
     try:
@@ -232,6 +264,8 @@ async def test_a_stale_keepalive_connection_retried_at_once_is_one_attempt_and_n
     finally:
         await client.close()
     assert (first.status, first.body, again.status, again.body) == (200, b"first", 200, b"first")
+    # The race did happen: the second request found its pooled connection closed.
+    assert instance.stale.connections - connections == 2
     after = await scrape(proxy)
     assert grown(before, after, ATTEMPTS, "stale") == 2
     assert grown(before, after, ERRORS, "stale") == 0
