@@ -46,6 +46,7 @@ class InstanceCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         state = self.service.instance()
         yield from self._requests(state)
+        yield from self._attempts(state)
         yield from self._backends(state)
         yield from self._routes(state)
         yield from self._workers(state)
@@ -98,6 +99,25 @@ class InstanceCollector(Collector):
             received.add_metric([route, pool], total.bytes_in)
             sent.add_metric([route, pool], total.bytes_out)
         yield from (requests, decisions, duration, inflight, received, sent)
+
+    def _attempts(self, state: InstanceState) -> Iterator[Metric]:
+        # What the pool's backends did, where turnout_requests_total says what clients saw: a
+        # retry can turn a failed attempt into a 200 (the failure still counts here).
+        attempts = CounterMetricFamily(
+            "turnout_upstream_attempts",
+            "Upstream attempts begun (each backend picked for a request, retries included).",
+            labels=["route", "pool"],
+        )
+        errors = CounterMetricFamily(
+            "turnout_upstream_attempt_errors",
+            "Upstream attempts that failed: connect failure, reset or close before a response "
+            "head, response timeout, invalid response, or a status >= 500. Not 499s.",
+            labels=["route", "pool"],
+        )
+        for (route, pool), total in sorted(state.routes.items()):
+            attempts.add_metric([route, pool], total.attempts)
+            errors.add_metric([route, pool], total.attempt_errors)
+        yield from (attempts, errors)
 
     def _backends(self, state: InstanceState) -> Iterator[Metric]:
         snapshot = state.snapshot

@@ -291,9 +291,11 @@ class Exchange:
         if self.limits.access_log is not None:
             self.head_at = perf_counter()
         target = self.target
-        if target is not None and (
-            response.status >= 500 or target.failures or target.gateway_failures
-        ):
+        if response.status >= 500:
+            self.stats.attempt_errors += 1
+            if target is not None:
+                target.answered(response.status, self.limits)
+        elif target is not None and (target.failures or target.gateway_failures):
             target.answered(response.status, self.limits)
         decision = self.decision
         cookie = decision.set_cookie_header() if decision is not None else None

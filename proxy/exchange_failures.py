@@ -40,7 +40,8 @@ def upstream_lost(x: Exchange, connection: UpstreamConnection) -> None:
             abort_client(x)
         return
     if retry_stale(x):
-        return
+        return  # a stale pooled connection: neither an attempt of its own nor an error
+    x.stats.attempt_errors += 1
     if x.target is not None:
         x.target.failed(x.limits)
     retry_or_fail(x, UpstreamReset("backend closed the connection before responding"))
@@ -54,6 +55,7 @@ def upstream_failed(x: Exchange, error: ProxyError) -> None:
     if x.phase >= RESPONDING:
         abort_client(x)
     else:
+        x.stats.attempt_errors += 1  # no valid response head: not HTTP, or too large
         fail(x, error)
 
 
@@ -64,6 +66,10 @@ def timed_out(x: Exchange) -> None:
     elif x.body != RECEIVED:
         fail(x, BodyTimeout(f"no request body received for {x.limits.read_timeout:g} s"))
     else:
+        if x.upstream is not None:
+            # Sent and waiting for the response head. Still connecting: the connect's own
+            # outcome (a failure, or a connection never used) is the attempt's.
+            x.stats.attempt_errors += 1
         if x.target is not None:
             x.target.timeouts += 1
             x.target.failed(x.limits)

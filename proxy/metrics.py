@@ -26,9 +26,22 @@ counted in the same documented closed set of rules."""
 
 
 class RouteStats:
-    """Requests of one (route, pool): by status, by routing rule, their durations and bytes."""
+    """Requests of one (route, pool): by status, by routing rule, their durations and bytes;
+    and the upstream attempts made for them, with the attempts that failed.
+
+    `attempts` and `attempt_errors` count what the pool's backends did, not what the client
+    saw (a retry may hide a failed attempt from it): an attempt begins each time a backend is
+    picked for the request (proxy.selection.forward), and fails when the connect fails, the
+    backend closes or resets before a complete response head, the response does not come within
+    read_timeout, the response is not HTTP, or its head has a status >= 500. Not failures: the
+    client giving up (499), a stale pooled connection retried at once (the retry on a fresh
+    connection is the same attempt: only its outcome counts), the client's own body timeout, and
+    503s for a pool without an eligible backend (no attempt began). Counted under the (route,
+    pool) the request is counted under at that moment."""
 
     __slots__ = (
+        "attempt_errors",
+        "attempts",
         "bounds",
         "buckets",
         "bytes_in",
@@ -53,6 +66,8 @@ class RouteStats:
         self.duration_sum = 0.0
         self.bytes_in = 0
         self.bytes_out = 0
+        self.attempts = 0
+        self.attempt_errors = 0
 
     def finished(self, status: int, rule: str, duration: float) -> None:
         codes = self.codes
@@ -78,6 +93,8 @@ class RouteStats:
             duration_sum=self.duration_sum,
             bytes_in=self.bytes_in,
             bytes_out=self.bytes_out,
+            attempts=self.attempts,
+            attempt_errors=self.attempt_errors,
         )
 
 
@@ -90,6 +107,10 @@ class RouteReport:
     duration_sum: float
     bytes_in: int
     bytes_out: int
+    attempts: int = 0
+    """Upstream attempts begun (RouteStats.attempts)."""
+    attempt_errors: int = 0
+    """Upstream attempts that failed (RouteStats.attempt_errors)."""
 
     @property
     def requests(self) -> int:
@@ -107,6 +128,8 @@ class RouteReport:
             self.duration_sum,
             self.bytes_in,
             self.bytes_out,
+            self.attempts,
+            self.attempt_errors,
         )
 
 
@@ -142,6 +165,8 @@ class Sum:
     duration_sum: float = 0.0
     bytes_in: int = 0
     bytes_out: int = 0
+    attempts: int = 0
+    attempt_errors: int = 0
 
     def add(self, report: RouteReport, counters_only: bool = False) -> None:
         if not counters_only:
@@ -157,6 +182,8 @@ class Sum:
         self.duration_sum += report.duration_sum
         self.bytes_in += report.bytes_in
         self.bytes_out += report.bytes_out
+        self.attempts += report.attempts
+        self.attempt_errors += report.attempt_errors
 
     def add_sum(self, other: Sum) -> None:
         self.inflight += other.inflight
@@ -171,6 +198,8 @@ class Sum:
         self.duration_sum += other.duration_sum
         self.bytes_in += other.bytes_in
         self.bytes_out += other.bytes_out
+        self.attempts += other.attempts
+        self.attempt_errors += other.attempt_errors
 
     @property
     def requests(self) -> int:

@@ -64,6 +64,9 @@ def forward(x: Exchange, error: ProxyError | None) -> None:
         return
     x.tried.append(index)
     x.attempts += 1
+    # An upstream attempt of the pool (metrics.RouteStats): a retry_stale reconnect is not
+    # one, it goes on with this attempt on a fresh connection.
+    x.stats.attempts += 1
     target = x.target = targets[index]
     target.inflight += 1
     if not x.head.host:
@@ -84,6 +87,8 @@ async def connect(x: Exchange, target: Target) -> None:
             connection = await target.connections.open()
     except (OSError, TimeoutError) as exc:
         target.connect_errors += 1
+        # Even when the client has gone: the backend failed this attempt all the same.
+        x.stats.attempt_errors += 1
         target.failed(x.limits)
         if x.phase != FINISHED:
             retry_or_fail(x, map_connect_error(exc, target.address))
