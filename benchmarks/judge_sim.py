@@ -45,6 +45,8 @@ class Case:
     """Each rollout runs until this many canary requests, or until aborted."""
     healthy_first: int = 0
     """Canary requests during which the canary is as good as the baseline, before it turns."""
+    batch: int | None = None
+    """Requests a report, if not a second's worth."""
 
 
 IDENTICAL = Case("identical canary (1 % errors, same latency)", 0.01, 0.01)
@@ -53,6 +55,8 @@ CASES = (
     Case("errors 1 % → 2 %", 0.01, 0.02),
     Case("errors 0.1 % → 1.1 %", 0.001, 0.011),
     Case("100 %-broken canary", 0.01, 1.0),
+    # About one canary request a report: the figure is not rounded up to a report's worth.
+    Case("100 %-broken, reports every 0.1 s", 0.01, 1.0, batch=RATE // 10),
     Case("2x slower canary", 0.01, 0.01, slower=2.0),
     Case("broken after 10,000 healthy", 0.01, 1.0, canary_requests=20_000, healthy_first=10_000),
     Case("errors 1 % → 1.2 % (within tolerance)", 0.01, 0.012),
@@ -170,7 +174,7 @@ def simulate(
     detections: list[int] = []
     by_test: dict[str, int] = {}
     for _ in range(rollouts):
-        found = rollout(case, rng, settings, batch, latency)
+        found = rollout(case, rng, settings, case.batch or batch, latency)
         if found is not None:
             detections.append(found[0])
             by_test[found[1]] = by_test.get(found[1], 0) + 1

@@ -85,10 +85,11 @@ def test_bench_judge_prints_and_writes_every_figure(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     figures = json.loads(out.read_text())
     assert figures["false_aborts"]["rollouts"] == 3
-    assert [case["case"] for case in figures["cases"]][:4] == [
+    assert [case["case"] for case in figures["cases"]][:5] == [
         "errors 1 % → 2 %",
         "errors 0.1 % → 1.1 %",
         "100 %-broken canary",
+        "100 %-broken, reports every 0.1 s",
         "2x slower canary",
     ]
     broken = figures["cases"][2]
