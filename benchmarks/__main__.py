@@ -6,6 +6,7 @@ python -m benchmarks router [--iterations N]
 python -m benchmarks health [--backends 50] [--interval 1]
 python -m benchmarks idle [--connections 10000] [--targets turnout,nginx,haproxy] [--json PATH]
 python -m benchmarks control [--backends 100,1000,5000] [--json PATH]
+python -m benchmarks judge [--rollouts 1000] [--json PATH]
 """
 
 # ruff: noqa: E402  (the build is chosen before the router benchmark imports the router)
@@ -21,7 +22,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks import chart, control_bench, health_bench, idle_bench, report, router_bench
+from benchmarks import (
+    chart,
+    control_bench,
+    health_bench,
+    idle_bench,
+    judge_sim,
+    report,
+    router_bench,
+)
 from benchmarks.processes import ChildError, sigterm_as_interrupt
 from benchmarks.progress import Progress
 from benchmarks.runner import Plan, SetupError, resolve, run
@@ -41,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _idle(args[1:])
     if args[:1] == ["control"]:
         return _control(args[1:])
+    if args[:1] == ["judge"]:
+        return _judge(args[1:])
     return _proxies(args)
 
 
@@ -237,6 +248,34 @@ def _control(argv: list[str]) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(control_bench.to_json(figures), indent=2) + "\n")
+        progress.say(f"wrote {args.json}")
+    return 0
+
+
+def _judge(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"{_prog()} judge",
+        description="The rollout judge alone, simulated (pure, seeded, no process started): "
+        "false aborts of an identical canary against alpha, and canary requests to detection "
+        "for canaries worse in errors or latency; Flagger's absolute threshold beside it.",
+    )
+    parser.add_argument(
+        "--rollouts", type=int, default=1000, metavar="N", help="rollouts per case (default 1000)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    if args.rollouts < 1:
+        parser.error("--rollouts must be at least 1")
+    progress = Progress()
+    try:
+        figures = judge_sim.run(args.rollouts, progress.say)
+    except KeyboardInterrupt:
+        print(f"\n{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    print(judge_sim.text(figures))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(judge_sim.to_json(figures), indent=2) + "\n")
         progress.say(f"wrote {args.json}")
     return 0
 

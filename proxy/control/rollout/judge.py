@@ -1,10 +1,45 @@
 """The judge: a sequential, anytime-valid test of "the new version is no worse than the old".
 
-(Stub: interface fixed by the lead; implementation by the judge helper.)
+Theory of operation. Each report interval brings increments: requests and *events* (errors, or
+slow responses) of the canary and of the concurrent baseline. Given the interval's request
+counts and its total events n, the canary's events are x ~ Binomial(n, theta(rho)), where
+s = canary requests / all requests, rho = canary rate / baseline rate and
+theta(rho) = s*rho / (s*rho + 1 - s): conditioning on n makes the baseline's unknown rate drop
+out (Lindon & Malek, NeurIPS 2022). The null is rho ≤ 1 ("no worse"); the alternative a
+mixture, equal weights, over a fixed grid of rho from `tolerance` up (tolerance * 1, 4/3, 2, 4,
+10, 100, and 1e6 for "the canary always fails"). Each grid point keeps its log likelihood ratio
+of theta(rho_k) against theta(1) = s summed over intervals, x*ln(rho_k) - n*ln(1 + s*(rho_k - 1))
+per interval; the evidence is their mean. That ratio grows with x, so under any rho ≤ 1 its
+expectation is at most 1 (monotone likelihood ratio; sampling requests without replacement only
+tightens it, Hoeffding 1963): the evidence is a nonnegative supermartingale starting at 1, and
+by Ville's inequality P(it ever reaches 1/alpha) ≤ alpha, however often it is looked at. The two
+tests (errors, slow responses) each keep that bound; the pair 2 * alpha at worst (union bound),
+and the simulation (`turnout bench judge`) measures it.
+
+Why the null is rho ≤ 1 with alternatives from `tolerance`, not a null of rho ≤ tolerance:
+power. At a 5 % split, baseline 1 % and canary 2 % (rho = 2) make 0.21 errors a canary request
+with theta(2) = 0.095 against s = 0.05: KL = 0.0172 nats an error, 0.0036 a canary request, and
+the mixture needs ln(7 * 100) = 6.55 nats: about 1,800 canary requests. Against a null of
+rho ≤ 1.5 the same canary earns KL(theta(2) | theta(1.5)) = 0.0033 nats an error, 0.0007 a
+canary request: about 9,400 canary requests (6,600 even with the one right alternative). The
+price: a canary within the tolerance (1.2x) is found worse too, after many requests (a step
+ends "not worse" long before that).
+
+Blue-green has no concurrent baseline: `observe_reference` tests the new version's events,
+Bernoulli with rate p, against p0 measured before the switch (null p ≤ p0), with the same grid
+on the odds (p0's odds * rho_k: about rho_k * p0 for small rates, never reaching 1). The
+arithmetic is the same with s = p0 and n = requests. p0 is an upper confidence bound
+(`reference_rate`), so the reference's own noise adds at most its level to the false-abort bound.
+
+A canary healthy for a long time drives the low-rho terms down (about 9 nats after 10,000
+healthy canary requests at a 5 % split), so one that breaks later needs that much more evidence:
+tens of canary requests when broken outright (simulated), not thousands.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,6 +47,20 @@ from proxy.control.rollout.model import JudgeSettings
 
 Outcome = Literal["worse", "not-worse", "inconclusive"]
 TestName = Literal["errors", "latency"]
+
+GRID = (1.0, 4 / 3, 2.0, 4.0, 10.0, 100.0)
+"""The alternatives' ratios, as multiples of the tolerance."""
+BROKEN = 1e6
+"""The last alternative: the new version fails (nearly) every request."""
+MIN_CALIBRATION = 100
+"""Old-version requests needed before its latency quantile is taken as the slow bound."""
+UNKNOWN_REFERENCE = 0.5
+"""`reference_rate` with no requests at all: nothing is known of the old version, so only a new
+version failing most of its requests can be found worse (a bound of 1 would make the watch
+window blind; no data is never failure, but a new version failing most requests is broken
+whatever the old one did)."""
+_MAX_LOG_EVIDENCE = 690.0
+"""exp(690) ≈ 1e299: the evidence shown is capped there rather than overflowing to infinity."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +77,40 @@ class Test:
     @property
     def evidence(self) -> float:
         """The e-value: the mixture's likelihood ratio against "no worse" (1.0 at the start)."""
-        raise NotImplementedError
+        if not self.log_ratios:
+            return 1.0
+        top = max(self.log_ratios)
+        total = sum([math.exp(r - top) for r in self.log_ratios])
+        log_evidence = top + math.log(total / len(self.log_ratios))
+        return math.exp(min(log_evidence, _MAX_LOG_EVIDENCE))
+
+
+def alternatives(tolerance: float) -> tuple[float, ...]:
+    """The mixture's grid of rate ratios. Every one above 1 (a point at or below 1 would not be
+    a supermartingale under the null)."""
+    start = max(tolerance, 1.0)
+    return (*(start * m for m in GRID), max(BROKEN, start * GRID[-1]))
+
+
+@functools.lru_cache(maxsize=16)
+def _terms(tolerance: float) -> tuple[tuple[float, float], ...]:
+    """(ln rho, rho - 1) per alternative: computed once per tolerance, not every report."""
+    return tuple((math.log(rho), rho - 1.0) for rho in alternatives(tolerance))
+
+
+def _fold(test: Test, tolerance: float, share: float, events: int, total: int) -> tuple[float, ...]:
+    """The log ratios after `events` of `total` Binomial trials, each event the new version's
+    with probability theta(rho) = share·rho / (share·rho + 1 - share)."""
+    terms = _terms(tolerance)
+    ratios = test.log_ratios or (0.0,) * len(terms)
+    if len(ratios) != len(terms):
+        raise ValueError(f"the test has {len(ratios)} alternatives, the grid {len(terms)}")
+    return tuple(
+        [
+            r + events * log_rho - total * math.log1p(share * excess)
+            for r, (log_rho, excess) in zip(ratios, terms, strict=True)
+        ]
+    )
 
 
 def observe(
@@ -42,7 +124,22 @@ def observe(
     """Concurrent baseline: fold in one report interval's *increments*. Under "no worse", an
     event (error, slow response) falls in the canary with probability set by the canary's share
     of the interval's requests."""
-    raise NotImplementedError
+    # Counters never go backwards, but a worker restarting between two reports may make an
+    # increment look negative: that interval says nothing.
+    cr, ce = max(canary_requests, 0), max(canary_events, 0)
+    br, be = max(baseline_requests, 0), max(baseline_events, 0)
+    ratios = test.log_ratios
+    events = ce + be
+    # With one side silent, every event is that side's under any rho: no evidence either way.
+    if cr and br and events:
+        ratios = _fold(test, tolerance, cr / (cr + br), ce, events)
+    return Test(
+        ratios,
+        test.canary_requests + cr,
+        test.canary_events + ce,
+        test.baseline_requests + br,
+        test.baseline_events + be,
+    )
 
 
 def observe_reference(
@@ -51,19 +148,75 @@ def observe_reference(
     """Fixed reference (blue-green watch window): fold in increments of the new version alone,
     against the old version's rate `reference_rate` (an upper confidence bound, see
     `reference_rate`)."""
-    raise NotImplementedError
+    n = max(requests, 0)
+    x = min(max(events, 0), n)
+    ratios = test.log_ratios
+    # A reference of 1 (or more) cannot be exceeded: nothing to learn.
+    if n and 0.0 < reference_rate < 1.0:
+        ratios = _fold(test, tolerance, reference_rate, x, n)
+    elif n and reference_rate <= 0.0:
+        raise ValueError("reference_rate must be above 0 (an upper confidence bound is)")
+    return Test(
+        ratios,
+        test.canary_requests + n,
+        test.canary_events + x,
+        test.baseline_requests,
+        test.baseline_events,
+    )
 
 
 def reference_rate(requests: int, events: int, alpha: float) -> float:
-    """An upper confidence bound on the old version's event rate from a fixed sample."""
-    raise NotImplementedError
+    """An upper confidence bound on the old version's event rate from a fixed sample.
+
+    The Chernoff bound: the rate p above events/requests where requests * KL(events/requests ‖ p)
+    = ln(1/alpha), so P(p below the true rate) ≤ alpha. With no events it is exactly
+    Clopper-Pearson's 1 - alpha^(1/requests). With no requests at all: UNKNOWN_REFERENCE."""
+    if requests <= 0:
+        return UNKNOWN_REFERENCE
+    n = requests
+    k = min(max(events, 0), n)
+    if k == n:
+        return 1.0
+    target = math.log(1.0 / alpha) / n
+    observed = k / n
+    low, high = observed, 1.0
+    for _ in range(60):
+        middle = (low + high) / 2
+        if _bernoulli_kl(observed, middle) < target:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def _bernoulli_kl(q: float, p: float) -> float:
+    """KL(Bernoulli(q) ‖ Bernoulli(p)), 0 < p < 1."""
+    if p >= 1.0:
+        return math.inf
+    kl = 0.0
+    if q > 0.0:
+        kl += q * math.log(q / p)
+    if q < 1.0:
+        kl += (1.0 - q) * math.log((1.0 - q) / (1.0 - p))
+    return kl
 
 
 def slow_bound(bounds: tuple[float, ...], buckets: tuple[int, ...], quantile: float) -> int | None:
     """The histogram bucket index whose upper bound is the old version's `quantile` latency:
     responses in later buckets count as slow. None while the old version has answered too few
     requests to say (fewer than MIN_CALIBRATION), or when every response is in the last bucket."""
-    raise NotImplementedError
+    if len(buckets) != len(bounds) + 1:
+        raise ValueError(f"{len(bounds)} bounds need {len(bounds) + 1} buckets, not {len(buckets)}")
+    total = sum(buckets)
+    if total < MIN_CALIBRATION:
+        return None
+    cumulative = 0
+    for index, count in enumerate(buckets):
+        cumulative += count
+        if cumulative >= quantile * total:
+            # The last bucket has no upper bound: nothing could count as slower.
+            return index if index < len(bounds) else None
+    return None
 
 
 def slow_count(buckets: tuple[int, ...] | list[int], index: int) -> int:
@@ -85,4 +238,50 @@ def verdict(errors: Test, latency: Test, step_requests: int, settings: JudgeSett
     """Worse as soon as either test's evidence reaches 1/alpha; not worse once the new version
     answered at least settings.min_requests in the step with neither test there; else
     inconclusive (no data is never failure)."""
-    raise NotImplementedError
+    threshold = 1.0 / settings.alpha
+    error_evidence, latency_evidence = errors.evidence, latency.evidence
+    if error_evidence >= threshold:
+        return Verdict("worse", "errors", _worse("5xx rate", errors, error_evidence, threshold))
+    if latency_evidence >= threshold:
+        return Verdict(
+            "worse", "latency", _worse("slow responses", latency, latency_evidence, threshold)
+        )
+    if step_requests >= settings.min_requests:
+        return Verdict(
+            "not-worse",
+            None,
+            f"not worse: evidence {_figure(error_evidence)} (errors) and "
+            f"{_figure(latency_evidence)} (latency) < {_figure(threshold)} after "
+            f"{step_requests:,} canary requests this step",
+        )
+    return Verdict(
+        "inconclusive",
+        None,
+        f"inconclusive: {step_requests:,} of {settings.min_requests:,} canary requests this step",
+    )
+
+
+def _worse(what: str, test: Test, evidence: float, threshold: float) -> str:
+    tail = f"evidence {_figure(evidence)} ≥ {_figure(threshold)}"
+    canary = _percent(test.canary_events, test.canary_requests)
+    if not test.baseline_requests:
+        # Blue-green: the reference is a bound from before the switch, not a running count.
+        return f"new version {what} {canary}, {tail} after {test.canary_requests:,} requests"
+    baseline = _percent(test.baseline_events, test.baseline_requests)
+    return (
+        f"canary {what} {canary} vs baseline {baseline}, {tail} after "
+        f"{test.canary_requests:,} canary requests"
+    )
+
+
+def _percent(events: int, requests: int) -> str:
+    share = 100.0 * events / requests if requests else 0.0
+    return f"{share:.1f} %" if share >= 1.0 or share == 0.0 else f"{share:.2f} %"
+
+
+def _figure(value: float) -> str:
+    if value >= 1e6:
+        return f"{value:.1e}"
+    if value >= 1000.0:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if value >= 0.01 else "< 0.01"
