@@ -12,12 +12,10 @@ import ipaddress
 import os
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationInfo,
@@ -25,15 +23,11 @@ from pydantic import (
     model_validator,
 )
 
+from proxy.config_rollout import RolloutConfig
+from proxy.config_types import Seconds
+from proxy.config_types import Section as _Section
 from router import AdminState, BackendSpec, Failover, MatchKind, Mode
 from router.spec import SameSite
-
-Seconds = Annotated[float, Field(gt=0, le=86_400)]
-
-
-class _Section(BaseModel):
-    # A misspelt option is an error, never silently ignored.
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ListenConfig(_Section):
@@ -365,3 +359,5 @@ class RouteConfig(_Section):
     sticky: StickyConfig | None = None
     fallback_pool: str | None = None
     failover: Failover = "auto"
+    rollout: RolloutConfig | None = None
+    """Defaults of this route's rollouts ([routes.NAME.rollout]); a start may override each."""
