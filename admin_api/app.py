@@ -205,7 +205,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "POST",
         "/v1/routes/{route}/rollout",
-        rollouts.post_rollout,
+        rollouts.start_rollout,
         "Start a rollout (canary steps or a blue-green switch, judged against the old version)",
         rm.RolloutView,
         status=201,
@@ -233,14 +233,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             errors=_WRITE,
         )
         for verb, handler, summary in (
-            ("pause", rollouts.post_pause, "Pause the rollout where it is"),
-            ("resume", rollouts.post_resume, "Resume a paused rollout"),
+            ("pause", rollouts.pause_rollout, "Pause the rollout where it is"),
+            ("resume", rollouts.resume_rollout, "Resume a paused rollout"),
             (
                 "promote",
-                rollouts.post_promote,
+                rollouts.promote_rollout,
                 "Skip the remaining steps: the new version to 100 %",
             ),
-            ("abort", rollouts.post_abort, "Everything back to the old version at once"),
+            ("abort", rollouts.abort_rollout, "Everything back to the old version at once"),
         )
     ),
     Endpoint("GET", "/v1/pools", pools.list_pools, "Every pool and its backends", models.PoolList),

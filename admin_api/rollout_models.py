@@ -32,7 +32,7 @@ CauseName = Literal[
 ]
 
 
-# Requests
+# Parts of requests
 
 
 class PrecheckRequest(Request):
@@ -57,6 +57,9 @@ class JudgeRequest(Request):
     latency_tolerance: float | None = Field(None, gt=1, le=100)
     latency_quantile: float | None = Field(None, gt=0, lt=1)
     min_requests: int | None = Field(None, ge=1, le=10_000_000)
+
+
+# Requests
 
 
 class RolloutStart(Request):

@@ -23,7 +23,7 @@ from proxy.control.rollout.model import Precheck, RolloutSpec
 from proxy.control.rollout.status import RolloutState
 
 
-async def post_rollout(request: web.Request) -> web.Response:
+async def start_rollout(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     route = _route(request)
     start = body(request, m.RolloutStart)
@@ -39,22 +39,22 @@ async def get_rollout(request: web.Request) -> web.Response:
     return _view(service.rollout(route))
 
 
-async def post_pause(request: web.Request) -> web.Response:
+async def pause_rollout(request: web.Request) -> web.Response:
     route = _route(request)
     return _view(await request.app[SERVICE].pause_rollout(route, **write(request)))
 
 
-async def post_resume(request: web.Request) -> web.Response:
+async def resume_rollout(request: web.Request) -> web.Response:
     route = _route(request)
     return _view(await request.app[SERVICE].resume_rollout(route, **write(request)))
 
 
-async def post_promote(request: web.Request) -> web.Response:
+async def promote_rollout(request: web.Request) -> web.Response:
     route = _route(request)
     return _view(await request.app[SERVICE].promote_rollout(route, **write(request)))
 
 
-async def post_abort(request: web.Request) -> web.Response:
+async def abort_rollout(request: web.Request) -> web.Response:
     route = _route(request)
     return _view(await request.app[SERVICE].abort_rollout(route, **write(request)))
 
