@@ -21,7 +21,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from admin_api import models, pools, routes, system
+from admin_api import models, pools, rollouts, routes, system
+from admin_api import rollout_models as rm
 from admin_api.auth import Tokens, auth_middleware
 from admin_api.context import METRICS, OPENAPI, SERVICE
 from admin_api.http import BODY, parse_body
@@ -197,6 +198,50 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         models.RouteView,
         body=models.UndoChange,
         errors=_WRITE,
+    ),
+    Endpoint(
+        "GET", "/v1/rollouts", rollouts.list_rollouts, "Every route's rollout", rm.RolloutList
+    ),
+    Endpoint(
+        "POST",
+        "/v1/routes/{route}/rollout",
+        rollouts.start_rollout,
+        "Start a rollout (canary steps or a blue-green switch, judged against the old version)",
+        rm.RolloutView,
+        status=201,
+        body=rm.RolloutStart,
+        body_optional=True,
+        errors=_WRITE,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/routes/{route}/rollout",
+        rollouts.get_rollout,
+        "The route's rollout: phase, step, verdict and evidence",
+        rm.RolloutView,
+        errors=(404,),
+    ),
+    *(
+        Endpoint(
+            "POST",
+            f"/v1/routes/{{route}}/rollout/{verb}",
+            handler,
+            summary,
+            rm.RolloutView,
+            body=rm.RolloutCommand,
+            body_optional=True,
+            errors=_WRITE,
+        )
+        for verb, handler, summary in (
+            ("pause", rollouts.pause_rollout, "Pause the rollout where it is"),
+            ("resume", rollouts.resume_rollout, "Resume a paused rollout"),
+            (
+                "promote",
+                rollouts.promote_rollout,
+                "Skip the remaining steps: the new version to 100 %",
+            ),
+            ("abort", rollouts.abort_rollout, "Everything back to the old version at once"),
+        )
     ),
     Endpoint("GET", "/v1/pools", pools.list_pools, "Every pool and its backends", models.PoolList),
     Endpoint("GET", "/v1/pools/{pool}", pools.get_pool, "One pool", models.PoolView, errors=(404,)),

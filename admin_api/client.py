@@ -137,6 +137,23 @@ class AdminClient:
         body = {"toRevision": to_revision, "force": force}
         return self._call("POST", f"/v1/routes/{_seg(route)}/undo", body)
 
+    # Rollouts
+
+    def start_rollout(self, route: str, spec: JSON, if_match: int | None = None) -> JSON:
+        """Start a rollout; `spec` names only what differs from the route's defaults."""
+        return self._call("POST", f"/v1/routes/{_seg(route)}/rollout", spec, if_match=if_match)
+
+    def rollout(self, route: str) -> JSON:
+        return self._call("GET", f"/v1/routes/{_seg(route)}/rollout")
+
+    def rollouts(self) -> JSON:
+        return self._call("GET", "/v1/rollouts")
+
+    def rollout_command(self, route: str, verb: str, if_match: int | None = None) -> JSON:
+        """`verb`: pause, resume, promote or abort."""
+        path = f"/v1/routes/{_seg(route)}/rollout/{_seg(verb)}"
+        return self._call("POST", path, if_match=if_match)
+
     # Pools
 
     def pools(self) -> JSON:

@@ -110,9 +110,10 @@ one place to go, so a long malformed value fails in linear time."""
 
 _ANY = re.compile(r"[ \t]*\*[ \t]*")
 
-IF_MATCH_PATTERN = rf"^(?:{_ANY.pattern}|{_TAG_LIST.pattern})$"
-"""The same grammar for the OpenAPI document (ECMA-262 reads it as Python does). It admits a
-list of only empty elements, which parse_if_match refuses: a pattern cannot say "at least one"."""
+IF_MATCH_PATTERN = rf'^(?:{_ANY.pattern}|(?=.*")(?:{_TAG_LIST.pattern}))$'
+"""The same grammar for the OpenAPI document (ECMA-262 reads it as Python does). The lookahead
+asks for a quote, so for at least one tag: a list of only empty elements (an empty field, `,`)
+is refused by parse_if_match, and a schema that admitted it would promise what is not served."""
 
 _REVISION = re.compile(r"0|[1-9][0-9]{0,17}")
 """An ETag this API sends, `"<revision>"`: strong comparison is by the exact characters."""

@@ -22,6 +22,7 @@ from proxy.control.errors import (
     NotFound,
     PreconditionFailed,
     RevisionUnavailable,
+    RolloutConflict,
     SpecError,
 )
 
@@ -137,6 +138,14 @@ def refusal(error: Exception) -> Problem | None:
             "The backend still takes traffic",
             f"drain {error.pool}/{error.backend} first (PATCH adminState=drain, ?wait=...) "
             "or remove it with ?force=true",
+        )
+    if isinstance(error, RolloutConflict):
+        return Problem(
+            409,
+            "rollout-conflict",
+            "The rollout is not in a phase that allows this",
+            error.detail,
+            [{"field": "rollout", "message": f"{error.route}: {error.detail}"}],
         )
     if isinstance(error, InvalidConfig):
         return Problem(

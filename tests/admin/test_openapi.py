@@ -17,7 +17,7 @@ from aiohttp import web
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from pydantic import BaseModel
 
-from admin_api import models
+from admin_api import models, rollout_models
 from admin_api.app import ENDPOINTS, create_app
 from admin_api.openapi import REF
 from helpers import config
@@ -104,21 +104,22 @@ def test_path_and_query_parameters_are_documented(document: dict[str, Any]) -> N
 
 
 def request_models() -> set[type[BaseModel]]:
-    """Every model models.py declares under its "# Requests" heading."""
-    source, _ = inspect.getsourcelines(models)
-    start = source.index("# Requests\n")
-    end = source.index("# Responses\n")
+    """Every model models.py and rollout_models.py declare under their "# Requests" heading."""
     found = set()
-    for name, model in vars(models).items():
-        if (
-            inspect.isclass(model)
-            and issubclass(model, models.Model)
-            and model.__module__ == models.__name__
-        ):
-            _, line = inspect.getsourcelines(model)
-            if start < line - 1 < end:
-                found.add(model)
-                assert model.__name__ == name
+    for module in (models, rollout_models):
+        source, _ = inspect.getsourcelines(module)
+        start = source.index("# Requests\n")
+        end = source.index("# Responses\n")
+        for name, model in vars(module).items():
+            if (
+                inspect.isclass(model)
+                and issubclass(model, models.Model)
+                and model.__module__ == module.__name__
+            ):
+                _, line = inspect.getsourcelines(model)
+                if start < line - 1 < end:
+                    found.add(model)
+                    assert model.__name__ == name
     return found
 
 

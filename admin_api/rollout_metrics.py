@@ -1,0 +1,64 @@
+"""The rollouts in /metrics: phase, step, the judge's evidence and aborts, per route.
+
+Made at scrape time from the control service's `rollouts()` (admin_api.metrics calls this), like
+the instance's other families. Label values are route names from the configuration and closed
+sets (phases, tests, abort causes), never anything a request carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import get_args
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from admin_api.rollout_views import finite
+from proxy.control.rollout.judge import TestName
+from proxy.control.rollout.model import AbortCause, Phase
+from proxy.control.rollout.status import RolloutState
+
+PHASES: tuple[Phase, ...] = get_args(Phase)
+CAUSES: tuple[AbortCause, ...] = get_args(AbortCause)
+TESTS: tuple[TestName, ...] = get_args(TestName)
+
+
+def rollout_families(states: Sequence[RolloutState]) -> Iterator[Metric]:
+    phase = GaugeMetricFamily(
+        "turnout_rollout_phase",
+        "1 for the phase each route's rollout is in (progressing, paused, promoted, aborted).",
+        labels=["route", "phase"],
+    )
+    step = GaugeMetricFamily(
+        "turnout_rollout_step",
+        "The rollout's step: canary, the index into its steps; blue-green, 0 pre-checks, "
+        "1 watching the new colour.",
+        labels=["route"],
+    )
+    evidence = GaugeMetricFamily(
+        "turnout_rollout_evidence",
+        "The judge's evidence that the new version is worse (an e-value: 1 at the start; "
+        "the rollout aborts when it reaches 1/alpha).",
+        labels=["route", "test"],
+    )
+    # One per route whose rollout ended aborted, labelled by its cause: the rollout kept per
+    # route is the last one, so this counts that one only. If the controller comes to keep a
+    # real counter of every abort since start, this family should read that instead.
+    aborts = CounterMetricFamily(
+        "turnout_rollout_aborts",
+        "Rollouts aborted, by route and cause.",
+        labels=["route", "reason"],
+    )
+    for state in sorted(states, key=lambda state: state.rollout.route):
+        rollout = state.rollout
+        route = rollout.route
+        for name in PHASES:
+            phase.add_metric([route, name], int(rollout.phase == name))
+        step.add_metric([route], rollout.step)
+        tests = {"errors": state.evidence.errors, "latency": state.evidence.latency}
+        for test in TESTS:
+            evidence.add_metric([route, test], finite(tests[test].evidence))
+        # Every cause from 0, so the first abort is an increase a rate() can see.
+        aborted = rollout.cause if rollout.phase == "aborted" else None
+        for cause in CAUSES:
+            aborts.add_metric([route, cause], int(aborted == cause))
+    yield from (phase, step, evidence, aborts)
