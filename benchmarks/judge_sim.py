@@ -265,7 +265,7 @@ def text(figures: Figures) -> str:
     fa = figures.false_aborts
     lines = [
         f"The judge alone: {RATE} requests/s, reports every {1 / REPORTS_PER_SECOND:g} s, "
-        f"5 % to the canary, alpha {alpha:g} (abort at evidence ≥ {1 / alpha:g}), tolerance "
+        f"5 % to the canary, alpha {alpha:g} (each test aborts at evidence ≥ {2 / alpha:g}), tolerance "
         f"{JudgeSettings().tolerance:g}; slow = above {figures.slow_above * 1000:g} ms "
         f"(the baseline's p90 bucket bound); seeded.",
         "",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from proxy.control.errors import NotFound, RolloutConflict
 from proxy.control.rollout import machine, validate
+from proxy.control.rollout.defaults import apply_defaults, route_rollout_config
 from proxy.control.rollout.model import Rollout, RolloutSpec
 from proxy.control.rollout.status import RolloutState
 from router.preconditions import require_revision
@@ -163,5 +164,5 @@ class RolloutCommands:
 
 
 def _configured(plane: ControlPlane, route: str, base: RolloutSpec) -> RolloutSpec:
-    """[routes.NAME.rollout] over `base` (wired when the configuration section lands)."""
-    return base
+    """[routes.NAME.rollout] over `base`: the settings are those of the last (re)load."""
+    return apply_defaults(base, route_rollout_config(plane.settings, route))

@@ -184,15 +184,15 @@ QUIET = counts((640, 1), (12_160, 120), 0.0)
             120,
             "worse",
             "errors",
-            "canary 5xx rate 4.1 % vs baseline 1.0 %, evidence 312 ≥ 100 after 640 canary requests",
+            "canary 5xx rate 4.1 % vs baseline 1.0 %, evidence 312 ≥ 200 after 640 canary requests",
         ),
         (
             QUIET,
-            counts((1_000, 230), (19_000, 1_919), math.log(100)),
+            counts((1_000, 230), (19_000, 1_919), math.log(250)),
             1_000,
             "worse",
             "latency",
-            "canary slow responses 23.0 % vs baseline 10.1 %, evidence 100 ≥ 100 after "
+            "canary slow responses 23.0 % vs baseline 10.1 %, evidence 250 ≥ 200 after "
             "1,000 canary requests",
         ),
         (  # both worse: errors first
@@ -201,15 +201,15 @@ QUIET = counts((640, 1), (12_160, 120), 0.0)
             640,
             "worse",
             "errors",
-            "canary 5xx rate 4.1 % vs baseline 1.0 %, evidence 312 ≥ 100 after 640 canary requests",
+            "canary 5xx rate 4.1 % vs baseline 1.0 %, evidence 312 ≥ 200 after 640 canary requests",
         ),
         (  # blue-green: no running baseline
-            counts((200, 9), (0, 0), math.log(150)),
+            counts((200, 9), (0, 0), math.log(250)),
             JudgeTest(),
             200,
             "worse",
             "errors",
-            "new version 5xx rate 4.5 %, evidence 150 ≥ 100 after 200 requests",
+            "new version 5xx rate 4.5 %, evidence 250 ≥ 200 after 200 requests",
         ),
         (
             counts((640, 26), (12_160, 122), math.log(99.9)),
@@ -233,7 +233,7 @@ QUIET = counts((640, 1), (12_160, 120), 0.0)
             300,
             "not-worse",
             None,
-            "not worse: evidence 99.9 (errors) and 0.5 (latency) < 100 after 300 canary "
+            "not worse: evidence 99.9 (errors) and 0.5 (latency) < 200 after 300 canary "
             "requests this step",
         ),
     ],
@@ -246,6 +246,6 @@ def test_verdict(
 
 
 def test_the_threshold_follows_alpha() -> None:
-    errors = counts((640, 26), (12_160, 122), math.log(25))
+    errors = counts((640, 26), (12_160, 122), math.log(50))
     assert verdict(errors, JudgeTest(), 0, JudgeSettings(alpha=0.05)).outcome == "worse"
     assert verdict(errors, JudgeTest(), 0, JudgeSettings(alpha=0.01)).outcome == "inconclusive"

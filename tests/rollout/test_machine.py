@@ -67,7 +67,8 @@ def test_canary_rules(
 
 def test_the_last_step_promotes() -> None:
     t = machine.advance(canary(step=2, steps=(5, 25, 50)), Seen(61.0, NOT_WORSE, 0.0))
-    assert t is not None and t.event == "promoted"
+    assert t is not None
+    assert t.event == "promoted"
     assert t.weights == {"stable": 0, "canary": 100}
     assert t.rollout.phase == "promoted"
 
@@ -75,7 +76,8 @@ def test_the_last_step_promotes() -> None:
 def test_a_step_at_100_percent_only_lasts_its_time() -> None:
     # No concurrent baseline to judge against: inconclusive does not hold it.
     t = machine.advance(canary(step=3), Seen(61.0, INCONCLUSIVE, 0.0))
-    assert t is not None and t.event == "promoted"
+    assert t is not None
+    assert t.event == "promoted"
 
 
 def test_abort_reason_names_the_step_and_the_evidence() -> None:
@@ -87,12 +89,14 @@ def test_abort_reason_names_the_step_and_the_evidence() -> None:
 
 def test_latency_abort_is_counted_as_latency() -> None:
     t = machine.advance(canary(), Seen(5.0, SLOWER, 0.0))
-    assert t is not None and t.rollout.cause == "latency"
+    assert t is not None
+    assert t.rollout.cause == "latency"
 
 
 def test_inconclusive_can_abort_when_configured() -> None:
     t = machine.advance(canary(on_inconclusive="abort"), Seen(601.0, INCONCLUSIVE, 0.0))
-    assert t is not None and (t.event, t.rollout.cause) == ("aborted", "inconclusive")
+    assert t is not None
+    assert (t.event, t.rollout.cause) == ("aborted", "inconclusive")
 
 
 @pytest.mark.parametrize("phase", ["paused", "promoted", "aborted"])
@@ -138,7 +142,8 @@ def test_blue_green_watch_window(
 def test_people_commands() -> None:
     rollout = canary(step=1)
     paused = machine.pause(rollout, 3.0, "by alice").rollout
-    assert paused.phase == "paused" and "by alice" in paused.reason
+    assert paused.phase == "paused"
+    assert "by alice" in paused.reason
     resumed = machine.resume(paused, 9.0, "bob").rollout
     assert (resumed.phase, resumed.step, resumed.step_started) == ("progressing", 1, 9.0)
     promoted = machine.promote(rollout, 4.0, "promoted by alice")

@@ -12,9 +12,10 @@ of theta(rho_k) against theta(1) = s summed over intervals, x*ln(rho_k) - n*ln(1
 per interval; the evidence is their mean. That ratio grows with x, so under any rho ≤ 1 its
 expectation is at most 1 (monotone likelihood ratio; sampling requests without replacement only
 tightens it, Hoeffding 1963): the evidence is a nonnegative supermartingale starting at 1, and
-by Ville's inequality P(it ever reaches 1/alpha) ≤ alpha, however often it is looked at. The two
-tests (errors, slow responses) each keep that bound; the pair 2 * alpha at worst (union bound),
-and the simulation (`turnout bench judge`) measures it.
+by Ville's inequality P(it ever reaches 1/alpha) ≤ alpha, however often it is looked at. Two
+tests look at once (errors, slow responses): each aborts at 2/alpha, so the pair's false-abort
+probability stays at most alpha (union bound; `abort_threshold`), and the simulation
+(`turnout bench judge`) measures it.
 
 Why the null is rho ≤ 1 with alternatives from `tolerance`, not a null of rho ≤ tolerance:
 power. At a 5 % split, baseline 1 % and canary 2 % (rho = 2) make 0.21 errors a canary request
@@ -234,11 +235,22 @@ class Verdict:
     312 ≥ 100 after 640 canary requests"."""
 
 
+TESTS = 2
+"""The error test and the latency test share alpha."""
+
+
+def abort_threshold(settings: JudgeSettings) -> float:
+    """The evidence at which one test aborts: TESTS/alpha. Either test alone would keep its
+    false aborts at most alpha with 1/alpha; two tests looking at once could each raise a false
+    alarm, so each gets half of alpha (the union bound): the pair stays at most alpha."""
+    return TESTS / settings.alpha
+
+
 def verdict(errors: Test, latency: Test, step_requests: int, settings: JudgeSettings) -> Verdict:
-    """Worse as soon as either test's evidence reaches 1/alpha; not worse once the new version
-    answered at least settings.min_requests in the step with neither test there; else
-    inconclusive (no data is never failure)."""
-    threshold = 1.0 / settings.alpha
+    """Worse as soon as either test's evidence reaches its threshold (see `threshold`); not
+    worse once the new version answered at least settings.min_requests in the step with neither
+    test there; else inconclusive (no data is never failure)."""
+    threshold = abort_threshold(settings)
     error_evidence, latency_evidence = errors.evidence, latency.evidence
     if error_evidence >= threshold:
         return Verdict("worse", "errors", _worse("5xx rate", errors, error_evidence, threshold))
