@@ -37,7 +37,7 @@ def rollout_families(states: Sequence[RolloutState]) -> Iterator[Metric]:
     evidence = GaugeMetricFamily(
         "turnout_rollout_evidence",
         "The judge's evidence that the new version is worse (an e-value: 1 at the start; "
-        "the rollout aborts when it reaches 1/alpha).",
+        "the rollout aborts when one reaches 2/alpha, so the pair keeps false aborts at most alpha).",
         labels=["route", "test"],
     )
     # One per route whose rollout ended aborted, labelled by its cause: the rollout kept per

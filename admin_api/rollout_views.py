@@ -10,7 +10,7 @@ import urllib.parse
 from datetime import UTC, datetime
 
 from admin_api import rollout_models as m
-from proxy.control.rollout.judge import Test
+from proxy.control.rollout.judge import Test, abort_threshold
 from proxy.control.rollout.status import RolloutState
 
 RATE_DIGITS = 6
@@ -22,7 +22,7 @@ def rollout_view(state: RolloutState) -> m.RolloutView:
     canary = spec.strategy == "canary"
     evidence = state.evidence
     settings = spec.judge
-    threshold = finite(1 / settings.alpha)
+    threshold = finite(abort_threshold(settings))
     errors, latency = evidence.errors, evidence.latency
     return m.RolloutView(
         route=rollout.route,

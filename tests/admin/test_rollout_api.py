@@ -167,7 +167,7 @@ def test_a_canary_rollout_renders_with_its_evidence(known_evidence: None) -> Non
         "evidence": {
             "errors": {
                 "evidence": 8.0,
-                "threshold": 100.0,
+                "threshold": 200.0,
                 "canaryRequests": 640,
                 "canaryErrors": 26,
                 "baselineRequests": 4000,
@@ -177,7 +177,7 @@ def test_a_canary_rollout_renders_with_its_evidence(known_evidence: None) -> Non
             },
             "latency": {
                 "evidence": 1.0,
-                "threshold": 100.0,
+                "threshold": 200.0,
                 "canaryRequests": 640,
                 "canarySlow": 70,
                 "baselineRequests": 4000,

@@ -153,9 +153,9 @@ def test_status_shows_one_block(known_evidence: None) -> None:
         "  step      2/4 (25 %)",
         "  reason    step 2 (25 %): waiting for 300 canary requests (120 so far)",
         "  verdict   inconclusive: 120 of 300 canary requests in this step",
-        "  errors    new 26/640 (4.1 %) vs old 40/4000 (1 %); evidence 8 of 100",
+        "  errors    new 26/640 (4.1 %) vs old 40/4000 (1 %); evidence 8 of 200",
         "  latency   slow above 0.25 s: new 70/640 (11 %) vs old 400/4000 (10 %); "
-        "evidence 1 of 100",
+        "evidence 1 of 200",
         "  requests  120 in this step (at least 300 to call it not worse)",
         "  revision  41 (last transition 40, 2023-11-14T22:15:20.500+00:00)",
     ]

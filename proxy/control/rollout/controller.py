@@ -164,7 +164,7 @@ class RolloutController:
         judge_settings = rollout.spec.judge
         bounds = tuple(self.plane.settings.metrics.buckets)
         if rollout.spec.strategy == "canary":
-            if run.slow_index is None:
+            if run.slow_index is None and old.buckets:
                 run.slow_index = judge.slow_bound(
                     bounds, old.buckets, judge_settings.latency_quantile
                 )
@@ -192,7 +192,7 @@ class RolloutController:
                     )
         elif rollout.step == 1 and rollout.reference is not None and d_new is not None:
             reference = rollout.reference
-            if run.slow_index is None:
+            if run.slow_index is None and reference.buckets:
                 run.slow_index = judge.slow_bound(
                     bounds, reference.buckets, judge_settings.latency_quantile
                 )
