@@ -51,7 +51,7 @@ class InstanceCollector(Collector):
         yield from self._backends(state)
         yield from self._routes(state)
         yield from self._workers(state)
-        yield from rollout_families(self.service.rollouts())
+        yield from rollout_families(self.service.rollouts(), self.service.rollout_aborts())
         yield self._build_info()
 
     def _requests(self, state: InstanceState) -> Iterator[Metric]:

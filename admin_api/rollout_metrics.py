@@ -7,7 +7,7 @@ sets (phases, tests, abort causes), never anything a request carries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import get_args
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -22,7 +22,9 @@ CAUSES: tuple[AbortCause, ...] = get_args(AbortCause)
 TESTS: tuple[TestName, ...] = get_args(TestName)
 
 
-def rollout_families(states: Sequence[RolloutState]) -> Iterator[Metric]:
+def rollout_families(
+    states: Sequence[RolloutState], aborts_since_start: Mapping[tuple[str, str], int]
+) -> Iterator[Metric]:
     phase = GaugeMetricFamily(
         "turnout_rollout_phase",
         "1 for the phase each route's rollout is in (progressing, paused, promoted, aborted).",
@@ -40,9 +42,8 @@ def rollout_families(states: Sequence[RolloutState]) -> Iterator[Metric]:
         "the rollout aborts when one reaches 2/alpha, so the pair keeps false aborts at most alpha).",
         labels=["route", "test"],
     )
-    # One per route whose rollout ended aborted, labelled by its cause: the rollout kept per
-    # route is the last one, so this counts that one only. If the controller comes to keep a
-    # real counter of every abort since start, this family should read that instead.
+    # The controller counts every abort since the instance started (a later rollout of the
+    # route replaces the aborted one, but never lowers this counter).
     aborts = CounterMetricFamily(
         "turnout_rollout_aborts",
         "Rollouts aborted, by route and cause.",
@@ -58,7 +59,6 @@ def rollout_families(states: Sequence[RolloutState]) -> Iterator[Metric]:
         for test in TESTS:
             evidence.add_metric([route, test], finite(tests[test].evidence))
         # Every cause from 0, so the first abort is an increase a rate() can see.
-        aborted = rollout.cause if rollout.phase == "aborted" else None
         for cause in CAUSES:
-            aborts.add_metric([route, cause], int(aborted == cause))
+            aborts.add_metric([route, cause], aborts_since_start.get((route, cause), 0))
     yield from (phase, step, evidence, aborts)

@@ -9,7 +9,7 @@ that does not fit the phase (resuming a finished rollout) is refused with Rollou
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 from proxy.control.errors import NotFound, RolloutConflict
@@ -150,6 +150,10 @@ class RolloutCommands:
             for route in sorted(plane.rollouts)
             if plane.snapshot.spec.route(route) is not None
         )
+
+    def rollout_aborts(self) -> Mapping[tuple[str, str], int]:
+        """(route, cause) -> rollouts aborted since the instance started."""
+        return dict(self._plane.rollout.aborts)
 
     def _live(self, route: str, command: str) -> Rollout:
         self.require_route(route)

@@ -234,16 +234,21 @@ def test_overwhelming_evidence_is_still_a_json_number(known_evidence: None) -> N
 
 
 class Rollouts(Collector):
-    def __init__(self, states: tuple[RolloutState, ...]) -> None:
+    def __init__(
+        self, states: tuple[RolloutState, ...], aborts: dict[tuple[str, str], int]
+    ) -> None:
         self.states = states
+        self.aborts = aborts
 
     def collect(self) -> Iterator[Any]:
-        yield from rollout_families(self.states)
+        yield from rollout_families(self.states, self.aborts)
 
 
-def scrape(*states: RolloutState) -> dict[str, float]:
+def scrape(
+    *states: RolloutState, aborts: dict[tuple[str, str], int] | None = None
+) -> dict[str, float]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Rollouts(states))
+    registry.register(Rollouts(states, aborts or {}))
     text = generate_latest(registry).decode()
     samples = {}
     for line in text.splitlines():
@@ -258,6 +263,7 @@ def test_metrics_show_phase_step_evidence_and_aborts(known_evidence: None) -> No
         canary_state(step=2),
         canary_state("aborted", step=1, cause="errors", route="api"),
         blue_green_state(),
+        aborts={("api", "errors"): 1},
     )
     assert samples['turnout_rollout_phase{phase="progressing",route="web"}'] == 1
     assert samples['turnout_rollout_phase{phase="paused",route="web"}'] == 0

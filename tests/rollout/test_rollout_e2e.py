@@ -134,10 +134,9 @@ def test_people_pause_resume_and_abort(canary_setup: Setup) -> None:
     admin.call("POST", "/v1/routes/web/rollout/resume").problem(409, "rollout-conflict")
     listed = admin.get("/v1/rollouts")["rollouts"]
     assert [r["route"] for r in listed] == ["web"]
-    metrics = (
-        proxy.metrics() if hasattr(proxy, "metrics") else admin.call("GET", "/metrics").raw.decode()
-    )
+    metrics = admin.call("GET", "/metrics").raw.decode()
     assert 'turnout_rollout_phase{phase="aborted",route="web"} 1.0' in metrics
+    assert 'turnout_rollout_aborts_total{reason="manual",route="web"} 1.0' in metrics
 
 
 def test_promote_skips_the_remaining_steps(canary_setup: Setup) -> None:

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,8 @@ class RolloutController:
         self.plane = plane
         self.runs: dict[str, Run] = {}
         self.notifier = Notifier()
+        self.aborts: Counter[tuple[str, str]] = Counter()
+        """(route, cause) -> rollouts aborted since the instance started."""
         self.last_write_seconds: dict[str, float] = {}
         """Per route: how long the last transition's write took to be acknowledged."""
         self._task: asyncio.Task[None] | None = None
@@ -309,6 +312,8 @@ class RolloutController:
         seconds = time.perf_counter() - started
         self.last_write_seconds[route] = seconds
         rollout = plane.rollouts[route]
+        if transition.event == "aborted" and rollout.cause is not None:
+            self.aborts[(route, rollout.cause)] += 1
         log.info(
             "rollout of route %s: %s (revision %d, acknowledged by every worker in %.1f ms)",
             route,
