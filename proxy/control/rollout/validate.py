@@ -63,13 +63,20 @@ def check(spec: RolloutSpec, route: RouteSpec) -> tuple[str, str]:
         problems.append(Problem("judge.latency_quantile", "must be in (0, 1)"))
     if judge.min_requests < 1:
         problems.append(Problem("judge.min_requests", "must be at least 1"))
-    if spec.webhook is not None:
-        url = urlsplit(spec.webhook)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            problems.append(Problem("webhook", "must be an http or https URL"))
+    if spec.webhook is not None and not _http_url(spec.webhook):
+        problems.append(Problem("webhook", "must be an http or https URL"))
     for index, precheck in enumerate(spec.prechecks):
         if not precheck.path.startswith("/"):
             problems.append(Problem(f"prechecks.{index}.path", "must start with /"))
     if problems:
         raise SpecError(problems)
     return baseline, new
+
+
+def _http_url(text: str) -> bool:
+    try:
+        url = urlsplit(text)
+        url.port  # noqa: B018  (raises ValueError for a port that is not one)
+    except ValueError:  # "http://fn[": an unbalanced IPv6 bracket
+        return False
+    return url.scheme in ("http", "https") and bool(url.hostname)
