@@ -6,7 +6,7 @@ serve: `/` (20 bytes), `/64k` (65536 bytes), `POST /upload` (body read and dropp
 Like nginx, it counts a request once its head is parsed, the status request included.
 
 For the rollout benchmark it can also be told to break: `GET /__fail?on` makes every other
-path answer 500 from then on, `?off` heals it, and `/__fail` alone reads (JSON) whether it
+path answer 500 from then on, `?off` heals it (and forgets), and `/__fail` alone reads (JSON) whether it
 fails, the wall-clock time of its first failing answer and how many it gave.
 """
 
@@ -66,15 +66,18 @@ class Breakage:
         self.failed = 0
 
     def control(self, query: bytes) -> bytes:
+        """`on` breaks it, `off` heals it and forgets its failures; the state before an `off`
+        (so a reader gets the failures it healed), after anything else."""
         if query == b"on":
             self.failing = True
-        elif query == b"off":
-            self.failing = False
         state = {
             "failing": self.failing,
             "first_failure": self.first_failure,
             "failed": self.failed,
         }
+        if query == b"off":
+            self.failing, self.first_failure, self.failed = False, None, 0
+            state["failing"] = False
         return json.dumps(state).encode()
 
     def fail(self, close: bool) -> bytes:
