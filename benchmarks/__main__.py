@@ -1,12 +1,13 @@
 """The bundled benchmark's command line: `python -m benchmarks` and `turnout bench`.
 
 python -m benchmarks [--scenario NAME ...] [--targets turnout,direct,nginx,haproxy] [--pin]
-                     [--repeat N]
+                     [--repeat N] [--rollout]
 python -m benchmarks router [--iterations N]
 python -m benchmarks health [--backends 50] [--interval 1]
 python -m benchmarks idle [--connections 10000] [--targets turnout,nginx,haproxy] [--json PATH]
 python -m benchmarks control [--backends 100,1000,5000] [--json PATH]
 python -m benchmarks judge [--rollouts 1000] [--json PATH]
+python -m benchmarks rollout [--step-time 2] [--rate 1000] [--connections 10] [--json PATH]
 """
 
 # ruff: noqa: E402  (the build is chosen before the router benchmark imports the router)
@@ -29,7 +30,9 @@ from benchmarks import (
     idle_bench,
     judge_sim,
     report,
+    rollout_bench,
     router_bench,
+    steady_rollout,
 )
 from benchmarks.processes import ChildError, sigterm_as_interrupt
 from benchmarks.progress import Progress
@@ -52,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _control(args[1:])
     if args[:1] == ["judge"]:
         return _judge(args[1:])
+    if args[:1] == ["rollout"]:
+        return _rollout(args[1:])
     return _proxies(args)
 
 
@@ -111,6 +116,12 @@ def _proxies(argv: list[str]) -> int:
         metavar="N",
         help="turnout worker processes (nginx gets N workers, HAProxy N threads); default 1",
     )
+    parser.add_argument(
+        "--rollout",
+        action="store_true",
+        help="measure every turnout target with a canary rollout running on its route (its "
+        "first step at the configured split, held for the whole run): what judging costs",
+    )
     parser.add_argument("--load-generator", choices=["auto", "wrk", "builtin"], default="auto")
     parser.add_argument("--backend", choices=["auto", "nginx", "builtin"], default="auto")
     parser.add_argument("--json", type=Path, default=RESULTS / "latest.json")
@@ -123,6 +134,11 @@ def _proxies(argv: list[str]) -> int:
         parser.error("--duration must be at least 1 second")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.rollout:
+        try:
+            steady_rollout.rollout_request(args.weights)
+        except steady_rollout.SteadyRolloutError as error:
+            parser.error(str(error))
     names = args.scenario or list(DEFAULT_SCENARIOS)
     if "all" in names:
         names = list(SCENARIOS)
@@ -139,13 +155,14 @@ def _proxies(argv: list[str]) -> int:
         keep_temp=args.keep_temp,
         workers=args.workers,
         repeat=args.repeat,
+        rollout=args.rollout,
     )
     progress = Progress()
     try:
         with sigterm_as_interrupt():
             setup = resolve(plan)
             results = run(plan, setup, progress)
-    except (SetupError, ChildError) as error:
+    except (SetupError, ChildError, steady_rollout.SteadyRolloutError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -276,6 +293,70 @@ def _judge(argv: list[str]) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(judge_sim.to_json(figures), indent=2) + "\n")
+        progress.say(f"wrote {args.json}")
+    return 0
+
+
+def _rollout(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"{_prog()} rollout",
+        description="Rollouts end to end over real HTTP: turnout with 2 workers, a stable and a "
+        "canary loopback backend, bounded client traffic; a healthy canary promoted through "
+        "5/25/50/100 %%, a canary that starts failing at 25 %% (time to abort, failing answers, "
+        "the restoring write's acknowledgement), a canary with no traffic (paused, never "
+        "aborted). Everything is started here and stopped at the end.",
+    )
+    parser.add_argument(
+        "--step-time",
+        type=float,
+        default=rollout_bench.DEFAULT_STEP_TIME,
+        metavar="S",
+        help=f"seconds each step is held at least (default {rollout_bench.DEFAULT_STEP_TIME:g})",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=rollout_bench.DEFAULT_RATE,
+        help="client requests a second in all, 0 for as fast as the connections go "
+        f"(default {rollout_bench.DEFAULT_RATE:g})",
+    )
+    parser.add_argument(
+        "--connections", type=int, default=rollout_bench.DEFAULT_CONNECTIONS, metavar="N"
+    )
+    parser.add_argument(
+        "--min-requests",
+        type=int,
+        default=rollout_bench.DEFAULT_MIN_REQUESTS,
+        metavar="N",
+        help="canary requests a step needs before it is judged "
+        f"(default {rollout_bench.DEFAULT_MIN_REQUESTS})",
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    if not 0.1 <= args.step_time <= 600:
+        parser.error("--step-time must be between 0.1 and 600 seconds")
+    if args.rate < 0 or args.connections < 1 or args.min_requests < 1:
+        parser.error("--rate must be 0 or more, --connections and --min-requests at least 1")
+    options = rollout_bench.Options(
+        step_time=args.step_time,
+        rate=args.rate,
+        connections=args.connections,
+        min_requests=args.min_requests,
+    )
+    progress = Progress()
+    try:
+        with sigterm_as_interrupt():
+            figures = rollout_bench.run(options, progress.say)
+    except (rollout_bench.RolloutBenchError, ChildError) as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{parser.prog}: interrupted; every process it started is stopped", file=sys.stderr)
+        return 130
+    print(rollout_bench.text(figures))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rollout_bench.to_json(figures), indent=2) + "\n")
         progress.say(f"wrote {args.json}")
     return 0
 

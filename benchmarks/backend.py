@@ -4,12 +4,18 @@ A uvloop protocol parsing requests with httptools (llhttp), serving what the ngi
 serve: `/` (20 bytes), `/64k` (65536 bytes), `POST /upload` (body read and dropped) and
 `/__status`, which answers in nginx's stub_status format so one reader serves both kinds.
 Like nginx, it counts a request once its head is parsed, the status request included.
+
+For the rollout benchmark it can also be told to break: `GET /__fail?on` makes every other
+path answer 500 from then on, `?off` heals it (and forgets), and `/__fail` alone reads (JSON) whether it
+fails, the wall-clock time of its first failing answer and how many it gave.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import time
 from collections.abc import Sequence
 from typing import cast
 
@@ -24,6 +30,8 @@ from benchmarks.scenarios import (
     UPLOAD_PATH,
     small_body,
 )
+
+FAIL_PATH = "/__fail"
 
 
 def _response(body: bytes, status: bytes = b"200 OK", close: bool = False) -> bytes:
@@ -48,9 +56,41 @@ class Counter:
         ).encode()
 
 
+class Breakage:
+    """Whether the backend answers 500, switched over FAIL_PATH while it serves."""
+
+    def __init__(self) -> None:
+        self.failing = False
+        self.first_failure: float | None = None
+        """time.time() of the first 500, so another process can time detection from it."""
+        self.failed = 0
+
+    def control(self, query: bytes) -> bytes:
+        """`on` breaks it, `off` heals it and forgets its failures; the state before an `off`
+        (so a reader gets the failures it healed), after anything else."""
+        if query == b"on":
+            self.failing = True
+        state = {
+            "failing": self.failing,
+            "first_failure": self.first_failure,
+            "failed": self.failed,
+        }
+        if query == b"off":
+            self.failing, self.first_failure, self.failed = False, None, 0
+            state["failing"] = False
+        return json.dumps(state).encode()
+
+    def fail(self, close: bool) -> bytes:
+        if self.first_failure is None:
+            self.first_failure = time.time()
+        self.failed += 1
+        return _response(b"broken\n", b"500 Internal Server Error", close=close)
+
+
 class BackendProtocol(asyncio.Protocol):
-    def __init__(self, name: str, counter: Counter, large: bytes) -> None:
+    def __init__(self, name: str, counter: Counter, large: bytes, breakage: Breakage) -> None:
         self.counter = counter
+        self.breakage = breakage
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.url = b""
@@ -99,10 +139,14 @@ class BackendProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         assert self.transport is not None
-        path = self.url.split(b"?", 1)[0]
+        path, _, query = self.url.partition(b"?")
         keep_alive = self.parser.should_keep_alive()
         if path == STATUS_PATH.encode():
             response = _response(self.counter.status(), close=not keep_alive)
+        elif path == FAIL_PATH.encode():
+            response = _response(self.breakage.control(query), close=not keep_alive)
+        elif self.breakage.failing:
+            response = self.breakage.fail(close=not keep_alive)
         elif path in self.bodies:
             response = _response(self.bodies[path], close=not keep_alive)
         else:
@@ -117,10 +161,11 @@ async def serve(name: str, host: str, ports: Sequence[int]) -> None:
     process; its status reports them together)."""
     loop = asyncio.get_running_loop()
     counter = Counter()
+    breakage = Breakage()
     large = bytes(range(256)) * (LARGE_BYTES // 256)
     servers = [
         await loop.create_server(
-            lambda: BackendProtocol(name, counter, large), host, port, backlog=4096
+            lambda: BackendProtocol(name, counter, large, breakage), host, port, backlog=4096
         )
         for port in ports
     ]

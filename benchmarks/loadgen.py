@@ -6,13 +6,19 @@ with the fields of `benchmarks.load.LoadResult`.
 
 It runs on one core in Python, so it saturates long before nginx does: the benchmark always
 measures it against a backend directly too, and reports that figure as its ceiling.
+
+`--rate` paces the connections together to at most that many requests a second (the rollout
+benchmark wants a known, modest load beside the proxy); SIGTERM or SIGINT ends the run early
+and still prints the report, over the time it ran.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import signal
 import time
 from collections.abc import Sequence
 from typing import cast
@@ -86,12 +92,25 @@ def request_bytes(
 
 
 async def connection_loop(
-    host: str, port: int, payload: bytes, deadline: float, request_timeout: float, stats: Stats
+    host: str,
+    port: int,
+    payload: bytes,
+    deadline: float,
+    request_timeout: float,
+    stats: Stats,
+    interval: float = 0.0,
 ) -> None:
+    """Requests one after another until `deadline`, each at least `interval` s after the last
+    one's start (0: at once)."""
     loop = asyncio.get_running_loop()
     client: ClientProtocol | None = None
+    due = time.monotonic()
     try:
         while time.monotonic() < deadline:
+            if interval:
+                # Behind schedule (a slow answer) starts at once but never bursts to catch up.
+                due = max(due + interval, time.monotonic())
+                await asyncio.sleep(due - time.monotonic())
             if client is None or client.lost or not client.keep_alive:
                 if client is not None:
                     client.close()
@@ -131,19 +150,33 @@ def percentile(ordered: list[int], fraction: float) -> float:
 
 
 async def generate(
-    url: str, connections: int, duration: float, payload: bytes, request_timeout: float
+    url: str,
+    connections: int,
+    duration: float,
+    payload: bytes,
+    request_timeout: float,
+    rate: float = 0.0,
 ) -> dict[str, object]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     stats = Stats()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    interval = connections / rate if rate > 0 else 0.0
     started = time.monotonic()
     deadline = started + duration
     tasks = [
-        asyncio.create_task(connection_loop(host, port, payload, deadline, request_timeout, stats))
+        asyncio.create_task(
+            connection_loop(host, port, payload, deadline, request_timeout, stats, interval)
+        )
         for _ in range(connections)
     ]
     # Requests still in flight at the deadline are neither waited for nor counted (as wrk).
-    await asyncio.sleep(duration)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), duration)
+    window = min(duration, time.monotonic() - started)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -152,7 +185,7 @@ async def generate(
     return {
         "requests": len(ordered),
         "duration_s": round(elapsed, 3),
-        "requests_per_s": round(len(ordered) / duration, 2),
+        "requests_per_s": round(len(ordered) / window, 2) if window > 0 else 0.0,
         "latency_ms": {
             "p50": percentile(ordered, 0.50),
             "p90": percentile(ordered, 0.90),
@@ -174,9 +207,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--close", action="store_true")
     parser.add_argument("--header", action="append", default=[], help='"Name: value", repeatable')
     parser.add_argument("--timeout", type=float, default=2.0)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="requests a second in all, at most (0: no limit)"
+    )
     args = parser.parse_args(argv)
     payload = request_bytes(args.url, args.method, args.body_bytes, args.close, args.header)
-    report = uvloop.run(generate(args.url, args.connections, args.duration, payload, args.timeout))
+    report = uvloop.run(
+        generate(args.url, args.connections, args.duration, payload, args.timeout, args.rate)
+    )
     print(json.dumps(report))
 
 

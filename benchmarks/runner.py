@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmarks import measure, tools
+from benchmarks import measure, steady_rollout, tools
 from benchmarks.backends import BackendKind, BackendServer, request_counts, start_backends
 from benchmarks.load import Generator, LoadResult, run_load
 from benchmarks.processes import Children, raise_fd_limit
@@ -62,6 +62,8 @@ class Plan:
     """turnout worker processes; nginx gets as many worker processes, HAProxy as many threads."""
     repeat: int = 1
     """Measured runs of every (scenario, target), interleaved run by run."""
+    rollout: bool = False
+    """Every turnout target measured with a canary rollout running (benchmarks.steady_rollout)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +184,12 @@ def run(plan: Plan, setup: Setup, progress: Progress) -> Results:
         parameters=_parameters(plan, setup),
         notes=list(setup.notes),
     )
+    if plan.rollout:
+        results.notes.append(
+            "every turnout target ran a canary rollout on its route all along (its first step "
+            "at the configured split, held for a day): the controller gathered and judged every "
+            "worker's counters throughout"
+        )
     if setup.other_cpus is not None:
         # The orchestrator (mostly asleep) stays off the proxy's CPU too; only after reading
         # which CPUs the machine offers.
@@ -210,6 +218,7 @@ def run(plan: Plan, setup: Setup, progress: Progress) -> Results:
             ]
             for target in targets:
                 _check_target(target, backends)
+                _start_rollout(plan, target)
             total = len(plan.scenarios) * len(targets) * plan.repeat
             for scenario in plan.scenarios:
                 with _scenario_targets(
@@ -282,6 +291,7 @@ def _scenario_targets(
                 )
                 started.append(target)
                 _check_target(target, backends)
+                _start_rollout(plan, target)
                 if set_cookie(target) is None:
                     raise SetupError(f"{target.name}: no Set-Cookie on a request without one")
             active.append(target)
@@ -353,6 +363,8 @@ def _measure(
     after = request_counts(backends)
     if target.child is not None:
         target.child.check_alive()
+    if plan.rollout and target.admin_port is not None:
+        steady_rollout.check(target.admin_port, ROUTE)
     # Each status reading counts itself: the later one is inside the difference.
     served = {name: after[name] - before[name] - 1 for name in after}
     total_weight = sum(weight for _, weight in plan.weights)
@@ -391,6 +403,11 @@ def _split(
         )
         for pool, pct in set_pct.items()
     }
+
+
+def _start_rollout(plan: Plan, target: Target) -> None:
+    if plan.rollout and target.admin_port is not None:
+        steady_rollout.start(target.admin_port, ROUTE, plan.weights)
 
 
 def _check_target(target: Target, backends: list[BackendServer]) -> None:
@@ -439,6 +456,7 @@ def _parameters(plan: Plan, setup: Setup) -> dict[str, Any]:
         "backends_per_pool": plan.backends_per_pool,
         "workers": plan.workers,
         "repeat": plan.repeat,
+        "rollout": plan.rollout,
         "data_plane": _data_plane(),
         "load_generator": setup.generator,
         "backend": setup.backend,
