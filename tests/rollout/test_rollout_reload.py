@@ -8,10 +8,11 @@ from __future__ import annotations
 import signal
 import tomllib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from admin.admin_support import Api, backend_loop
+from admin.admin_support import Api, api, backend_loop, turnout_in, with_ports
 from traffic_support import Traffic, rollout_history, start, wait_for_rollout
 
 from helpers import ProxyProcess, config, proxy_process, toml
@@ -148,3 +149,26 @@ def test_a_reload_that_takes_the_canary_out_of_the_route_aborts_the_rollout(
     assert (done["phase"], done["cause"]) == ("aborted", "route-changed"), done
     assert admin.get("/v1/routes/web")["weights"] == {"stable": 100}
     assert admin.call("GET", "/v1/pools/canary").status == 404
+
+
+def test_a_restart_with_the_canary_gone_from_the_file_aborts_and_leaves_the_route(
+    tmp_path: Path,
+) -> None:
+    with backend_loop() as loop:
+        _, stable_url = start(loop, "stable")
+        _, canary_url = start(loop, "canary")
+        data = with_ports(
+            config(
+                {"stable": [stable_url], "canary": [canary_url]},
+                {"web": {"weights": {"stable": 100, "canary": 0}}},
+            )
+        )
+        with turnout_in(tmp_path, data, "first.log") as proxy:
+            api(proxy).call("POST", "/v1/routes/web/rollout", rollout(60)).ok(201)
+        data["routes"]["web"]["weights"] = {"stable": 100}
+        with turnout_in(tmp_path, data, "second.log") as proxy:
+            admin = api(proxy)
+            done = wait_for_rollout(admin, "web", lambda s: s["phase"] != "progressing", 10)
+            assert (done["phase"], done["cause"]) == ("aborted", "route-changed"), done
+            # The abort does not put the canary pool back into the file's route.
+            assert admin.get("/v1/routes/web")["weights"] == {"stable": 100}
