@@ -12,7 +12,9 @@ dropped (`Stale`), so a decision made on old information never lands.
 
 Any change to the route that is not the rollout's own (a person setting weights, a switch, a
 reload that changed the route) pauses a progressing rollout, naming who and at which revision:
-the controller never fights a person over the route.
+the controller never fights a person over the route. A change that takes the rollout's pools
+out of the route (or the route away) aborts it, paused or not (cause route-changed), and leaves
+the route as that change made it.
 """
 
 from __future__ import annotations
@@ -131,12 +133,8 @@ class RolloutController:
             run = self._fold(rollout, totals, now)
             if rollout.phase != "progressing":
                 continue
-            route = plane.snapshot.spec.route(rollout.route)
-            if route is None or not _has_pools(plane.snapshot.spec, rollout):
-                await self._try(
-                    machine.abort(rollout, now, "route-changed", "the route or its pools are gone"),
-                    rollout,
-                )
+            if not _has_pools(plane.snapshot.spec, rollout):
+                await self._try(_gone(rollout, now, "the route or its pools are gone"), rollout)
                 continue
             if rollout.spec.strategy == "blue-green" and rollout.step == 0:
                 self._start_prechecks(rollout)
@@ -351,16 +349,29 @@ class RolloutController:
         if actor == ACTOR or action.startswith("rollout-"):
             return
         for rollout in self.plane.rollouts.values():
-            if rollout.phase != "progressing":
+            if rollout.final:
                 continue
             if before.route(rollout.route) == after.route(rollout.route):
                 continue
             why = f"route changed by {actor} at revision {revision} ({action})"
-            task = asyncio.ensure_future(
-                self._try(machine.pause(rollout, time.time(), why), rollout)
-            )
+            if not _has_pools(after, rollout):
+                # Nothing left to judge or resume (paused or not): the rollout ends, and the
+                # route stays as the change left it.
+                transition = _gone(rollout, time.time(), f"{why}: the route or its pools are gone")
+            elif rollout.phase == "progressing":
+                transition = machine.pause(rollout, time.time(), why)
+            else:
+                continue
+            task = asyncio.ensure_future(self._try(transition, rollout))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+
+def _gone(rollout: Rollout, now: float, why: str) -> Transition:
+    """Abort a rollout whose route or pools are gone, without the abort's routing change:
+    setting weights on pools the route no longer has would put a removed pool back (or be
+    refused, forever, for a pool that no longer exists), undoing the change that removed it."""
+    return replace(machine.abort(rollout, now, "route-changed", why), weights=None, switch_to=None)
 
 
 def _has_pools(spec: Spec, rollout: Rollout) -> bool:
