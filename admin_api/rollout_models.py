@@ -52,9 +52,9 @@ class JudgeRequest(Request):
 
     alpha: float | None = Field(None, gt=0, lt=1)
     """Abort once the evidence reaches 1/alpha (false aborts of a no-worse version <= alpha)."""
-    tolerance: float | None = Field(None, gt=1, le=100)
+    tolerance: float | None = Field(None, ge=1, le=100)
     """Error-rate ratio (new / old) the test is built to detect."""
-    latency_tolerance: float | None = Field(None, gt=1, le=100)
+    latency_tolerance: float | None = Field(None, ge=1, le=100)
     latency_quantile: float | None = Field(None, gt=0, lt=1)
     min_requests: int | None = Field(None, ge=1, le=10_000_000)
 

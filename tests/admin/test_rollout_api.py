@@ -107,7 +107,7 @@ def test_a_start_replaces_only_what_it_gives(body: dict[str, Any], expected: Rol
         ({"onInconclusive": "wait"}, "onInconclusive"),
         ({"judge": {"alpha": 1}}, "judge.alpha"),
         ({"judge": {"alpha": 0}}, "judge.alpha"),
-        ({"judge": {"tolerance": 1}}, "judge.tolerance"),
+        ({"judge": {"tolerance": 0.9}}, "judge.tolerance"),
         ({"judge": {"latencyQuantile": 1.5}}, "judge.latencyQuantile"),
         ({"judge": {"minRequests": 0}}, "judge.minRequests"),
         ({"judge": {"beta": 1}}, "judge.beta"),

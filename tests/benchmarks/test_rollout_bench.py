@@ -61,7 +61,11 @@ def test_the_running_rollout_keeps_the_configured_split(
     # Held far longer than any run, never judged done: it stays at its first step.
     assert request["stepTime"] >= 86_400
     assert request["maxStepTime"] >= request["stepTime"]
-    assert request["judge"] == {"minRequests": MIN_REQUESTS}
+    assert request["judge"] == {
+        "minRequests": MIN_REQUESTS,
+        "tolerance": 100,
+        "latencyTolerance": 100,
+    }
 
 
 @pytest.mark.parametrize(

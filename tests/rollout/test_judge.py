@@ -145,6 +145,12 @@ def test_reference_rate_is_an_upper_bound_that_tightens_with_data() -> None:
 BOUNDS = (0.01, 0.05, 0.1, 0.5)
 
 
+def test_the_slow_bound_is_never_below_a_few_milliseconds() -> None:
+    bounds = (0.001, 0.0025, 0.005, 0.01)
+    assert slow_bound(bounds, (95, 3, 1, 1, 0), 0.9) == 2  # p90 is 1 ms: slow above 5 ms
+    assert slow_bound(bounds, (0, 0, 10, 85, 5), 0.9) == 3  # p90 above the floor: as found
+
+
 @pytest.mark.parametrize(
     ("buckets", "quantile", "expected"),
     [

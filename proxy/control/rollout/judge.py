@@ -55,6 +55,11 @@ BROKEN = 1e6
 """The last alternative: the new version fails (nearly) every request."""
 MIN_CALIBRATION = 100
 """Old-version requests needed before its latency quantile is taken as the slow bound."""
+MIN_SLOW = 0.005
+"""Seconds: a response this fast is never slow. Below a few milliseconds, which of two
+identical services answers in 1 ms or 2 ms is decided by where its process runs and when the
+scheduler lets it (measured: identical loopback backends differ 2.4x in responses over 1 ms,
+enough evidence to abort); no user feels the difference."""
 UNKNOWN_REFERENCE = 0.5
 """`reference_rate` with no requests at all: nothing is known of the old version, so only a new
 version failing most of its requests can be found worse (a bound of 1 would make the watch
@@ -203,8 +208,8 @@ def _bernoulli_kl(q: float, p: float) -> float:
 
 
 def slow_bound(bounds: tuple[float, ...], buckets: tuple[int, ...], quantile: float) -> int | None:
-    """The histogram bucket index whose upper bound is the old version's `quantile` latency:
-    responses in later buckets count as slow. None while the old version has answered too few
+    """The histogram bucket index whose upper bound is the old version's `quantile` latency
+    (never below MIN_SLOW): responses in later buckets count as slow. None while the old version has answered too few
     requests to say (fewer than MIN_CALIBRATION), or when every response is in the last bucket."""
     if len(buckets) != len(bounds) + 1:
         raise ValueError(f"{len(bounds)} bounds need {len(bounds) + 1} buckets, not {len(buckets)}")
@@ -215,6 +220,8 @@ def slow_bound(bounds: tuple[float, ...], buckets: tuple[int, ...], quantile: fl
     for index, count in enumerate(buckets):
         cumulative += count
         if cumulative >= quantile * total:
+            while index < len(bounds) and bounds[index] < MIN_SLOW:
+                index += 1
             # The last bucket has no upper bound: nothing could count as slower.
             return index if index < len(bounds) else None
     return None
