@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.config_sections import DEFAULT_BUCKETS
-from proxy.control.rollout.judge import Test, observe, slow_bound, verdict
+from proxy.control.rollout.judge import LATENCY_WARMUP, Test, observe, slow_bound, verdict
 from proxy.control.rollout.model import JudgeSettings
 
 BOUNDS = tuple(DEFAULT_BUCKETS)
@@ -153,6 +153,7 @@ def rollout(
                 binomial(rng, cr, canary_slow),
                 br,
                 binomial(rng, br, slow_p[0]),
+                warmup=LATENCY_WARMUP,
             )
         seen += cr
         decision = verdict(errors, slow, 0, settings)

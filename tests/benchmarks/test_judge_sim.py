@@ -21,6 +21,7 @@ from benchmarks.judge_sim import (
     flagger_rolls_back,
     simulate,
 )
+from proxy.control.rollout.judge import LATENCY_WARMUP
 from proxy.control.rollout.model import JudgeSettings
 
 ALPHA = JudgeSettings().alpha
@@ -57,7 +58,8 @@ def test_a_2x_slower_canary_is_found_by_the_latency_test() -> None:
     assert result.by_test == {"latency": 100}
     median = result.quantile(0.5)
     assert median is not None
-    assert median <= 100
+    # The first LATENCY_WARMUP canary requests are not judged for latency; then a few dozen.
+    assert LATENCY_WARMUP < median <= LATENCY_WARMUP + 100
 
 
 @pytest.mark.parametrize(("n", "p"), [(200, 0.01), (200, 0.05), (20, 0.5), (50, 0.97), (10, 1.0)])

@@ -5,6 +5,7 @@ test_judge_sim.py.)"""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -255,3 +256,20 @@ def test_the_threshold_follows_alpha() -> None:
     errors = counts((640, 26), (12_160, 122), math.log(50))
     assert verdict(errors, JudgeTest(), 0, JudgeSettings(alpha=0.05)).outcome == "worse"
     assert verdict(errors, JudgeTest(), 0, JudgeSettings(alpha=0.01)).outcome == "inconclusive"
+
+
+def test_a_warmup_holds_the_evidence_but_not_the_counts() -> None:
+    # Two slow answers among a canary's first requests: with no warm-up that alone is evidence.
+    cold = observe(JudgeTest(), 1.5, 12, 2, 228, 0)
+    assert cold.evidence > 10
+    warming = observe(JudgeTest(), 1.5, 12, 2, 228, 0, warmup=100)
+    assert warming.evidence == 1.0
+    assert (warming.canary_requests, warming.canary_events) == (12, 2)
+    # Past the warm-up, the same interval counts as before.
+    warm = observe(replace(warming, canary_requests=100), 1.5, 12, 2, 228, 0, warmup=100)
+    assert warm.evidence == pytest.approx(cold.evidence)
+
+
+def test_a_warmup_holds_the_reference_test_too() -> None:
+    assert observe_reference(JudgeTest(), 1.5, 0.01, 10, 5, warmup=100).evidence == 1.0
+    assert observe_reference(JudgeTest(), 1.5, 0.01, 10, 5).evidence > 1.0

@@ -190,6 +190,7 @@ class RolloutController:
                         judge.slow_count(d_new.buckets, run.slow_index),
                         d_old.requests,
                         judge.slow_count(d_old.buckets, run.slow_index),
+                        warmup=judge.LATENCY_WARMUP,
                     )
         elif rollout.step == 1 and rollout.reference is not None and d_new is not None:
             reference = rollout.reference
@@ -214,6 +215,7 @@ class RolloutController:
                     judge.reference_rate(reference.requests, slow, alpha),
                     d_new.requests,
                     judge.slow_count(d_new.buckets, run.slow_index),
+                    warmup=judge.LATENCY_WARMUP,
                 )
         run.verdict = judge.verdict(run.errors, run.latency, run.step_new, judge_settings)
         return run

@@ -55,6 +55,13 @@ BROKEN = 1e6
 """The last alternative: the new version fails (nearly) every request."""
 MIN_CALIBRATION = 100
 """Old-version requests needed before its latency quantile is taken as the slow bound."""
+LATENCY_WARMUP = 100
+"""The new version's first requests are not judged for latency (`observe`'s `warmup`): a new
+process answers its first requests slowly (connections to open, caches and lazy imports to
+fill), which is not what a rollout asks about; measured, two slow answers among a canary's first
+twelve were enough evidence to abort a healthy one. Errors have no warm-up: a broken canary
+must be caught within its first requests. Skipping by request count, never by what the
+requests did, keeps the test valid."""
 MIN_SLOW = 0.005
 """Seconds: a response this fast is never slow. Below a few milliseconds, which of two
 identical services answers in 1 ms or 2 ms is decided by where its process runs and when the
@@ -126,10 +133,12 @@ def observe(
     canary_events: int,
     baseline_requests: int,
     baseline_events: int,
+    warmup: int = 0,
 ) -> Test:
     """Concurrent baseline: fold in one report interval's *increments*. Under "no worse", an
     event (error, slow response) falls in the canary with probability set by the canary's share
-    of the interval's requests."""
+    of the interval's requests. Until the canary has answered `warmup` requests in all, the
+    counts grow but the evidence does not move."""
     # Counters never go backwards, but a worker restarting between two reports may make an
     # increment look negative: that interval says nothing.
     cr, ce = max(canary_requests, 0), max(canary_events, 0)
@@ -137,7 +146,7 @@ def observe(
     ratios = test.log_ratios
     events = ce + be
     # With one side silent, every event is that side's under any rho: no evidence either way.
-    if cr and br and events:
+    if cr and br and events and test.canary_requests >= warmup:
         ratios = _fold(test, tolerance, cr / (cr + br), ce, events)
     return Test(
         ratios,
@@ -149,16 +158,23 @@ def observe(
 
 
 def observe_reference(
-    test: Test, tolerance: float, reference_rate: float, requests: int, events: int
+    test: Test,
+    tolerance: float,
+    reference_rate: float,
+    requests: int,
+    events: int,
+    warmup: int = 0,
 ) -> Test:
     """Fixed reference (blue-green watch window): fold in increments of the new version alone,
     against the old version's rate `reference_rate` (an upper confidence bound, see
-    `reference_rate`)."""
+    `reference_rate`); `warmup` as for `observe`."""
     n = max(requests, 0)
     x = min(max(events, 0), n)
     ratios = test.log_ratios
     # A reference of 1 (or more) cannot be exceeded: nothing to learn.
-    if n and 0.0 < reference_rate < 1.0:
+    if test.canary_requests < warmup:
+        pass
+    elif n and 0.0 < reference_rate < 1.0:
         ratios = _fold(test, tolerance, reference_rate, x, n)
     elif n and reference_rate <= 0.0:
         raise ValueError("reference_rate must be above 0 (an upper confidence bound is)")
