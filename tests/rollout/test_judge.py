@@ -273,3 +273,15 @@ def test_a_warmup_holds_the_evidence_but_not_the_counts() -> None:
 def test_a_warmup_holds_the_reference_test_too() -> None:
     assert observe_reference(JudgeTest(), 1.5, 0.01, 10, 5, warmup=100).evidence == 1.0
     assert observe_reference(JudgeTest(), 1.5, 0.01, 10, 5).evidence > 1.0
+
+
+def test_evidence_of_a_difference_too_small_to_matter_does_not_abort() -> None:
+    # 11 of 35,051 canary responses slow (0.03 %), none of the baseline's: strong evidence,
+    # but 0.03 points is below the latency margin (1 point). The same evidence with a real
+    # difference aborts.
+    tiny = counts((35_051, 11), (35_000, 0), math.log(1805))
+    assert verdict(JudgeTest(), tiny, 0, SETTINGS).outcome == "inconclusive"
+    real = counts((35_051, 700), (35_000, 0), math.log(1805))
+    assert verdict(JudgeTest(), real, 0, SETTINGS).outcome == "worse"
+    # Errors have a smaller margin (0.1 point): 0.03 % new errors are not enough either.
+    assert verdict(tiny, JudgeTest(), 0, SETTINGS).outcome == "inconclusive"
