@@ -239,7 +239,25 @@ def change_text(before: Any, after: Any) -> str:
     old_pools, new_pools = _mapping(old.get("pools")), _mapping(new.get("pools"))
     for name in dict.fromkeys([*new_pools, *old_pools]):
         parts.extend(_pool_change(name, old_pools.get(name), new_pools.get(name)))
+    if "phase" in new:  # a rollout's transition: its phase and the route's split
+        parts.extend(_rollout_change(old, new))
     return "; ".join(parts)
+
+
+def _rollout_change(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    parts = []
+    if old.get("phase") != new.get("phase"):
+        parts.append(f"{old.get('phase') or 'no rollout'} -> {new.get('phase')}")
+    if old.get("weights") != new.get("weights"):
+        parts.append(f"{_split(old.get('weights'))} -> {_split(new.get('weights'))}")
+    if old.get("active") != new.get("active"):
+        parts.append(f"active {old.get('active')} -> {new.get('active')}")
+    return parts
+
+
+def _split(weights: Any) -> str:
+    # A rollout's history entry keeps the route's weights as {pool: weight}.
+    return ", ".join(f"{pool} {weight}" for pool, weight in _mapping(weights).items()) or "-"
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -46,7 +46,11 @@ def render_rollout(view: JSON) -> str:
         lines.append(f"  cause     {cause}")
     verdict = _mapping(view.get("verdict"))
     if verdict:
-        lines.append(f"  verdict   {verdict.get('outcome')}: {verdict.get('reason') or '-'}")
+        outcome, reason = str(verdict.get("outcome")), str(verdict.get("reason") or "-")
+        # The judge's reasons begin with their outcome in words ("not worse: ..."): once is
+        # enough.
+        said = reason.startswith(outcome.replace("-", " "))
+        lines.append(f"  verdict   {reason if said else f'{outcome}: {reason}'}")
     lines.extend(evidence_lines(_mapping(view.get("evidence"))))
     lines.append(
         f"  revision  {view.get('revision')} (last transition {view.get('transitionRevision')},"

@@ -44,6 +44,21 @@ POOL = {"backends": [{"name": "blue-1", "admin_state": "ready", "weight": 1}]}
         ),
         ({"routes": {"web": "not a route"}}, {"routes": {"web": 7}}, ""),
         ({"pools": {"blue": {"backends": 3}}}, {"pools": {"blue": {"backends": [1]}}}, ""),
+        (
+            {"rollout": None},
+            {"phase": "progressing", "step": 0, "weights": {"stable": 95, "canary": 5}},
+            "no rollout -> progressing; - -> stable 95, canary 5",
+        ),
+        (
+            {"phase": "progressing", "weights": {"stable": 75, "canary": 25}},
+            {"phase": "aborted", "weights": {"stable": 100, "canary": 0}},
+            "progressing -> aborted; stable 75, canary 25 -> stable 100, canary 0",
+        ),
+        (
+            {"phase": "progressing", "active": "green"},
+            {"phase": "aborted", "active": "blue"},
+            "progressing -> aborted; active green -> blue",
+        ),
     ],
     ids=[
         "route added",
@@ -55,6 +70,9 @@ POOL = {"backends": [{"name": "blue-1", "admin_state": "ready", "weight": 1}]}
         "a reload that changes and removes",
         "routes of an unknown shape",
         "backends of an unknown shape",
+        "a rollout starts",
+        "a rollout aborts",
+        "a blue-green rollout switches back",
     ],
 )
 def test_change_text(before: Any, after: Any, text: str) -> None:
