@@ -165,6 +165,19 @@ class InstanceCollector(Collector):
             "Requests retried elsewhere after failing here.",
             labels=["pool", "backend"],
         )
+        # turnout_upstream_attempts_total's counts per backend: what a pool rollout's judge
+        # compares (the replaced backends against the ones not replaced yet).
+        attempts = CounterMetricFamily(
+            "turnout_backend_attempts",
+            "Upstream attempts sent to the backend (retries included).",
+            labels=["pool", "backend"],
+        )
+        attempt_errors = CounterMetricFamily(
+            "turnout_backend_attempt_errors",
+            "Upstream attempts to the backend that failed, by the rules of "
+            "turnout_upstream_attempt_errors_total.",
+            labels=["pool", "backend"],
+        )
         ejections = CounterMetricFamily(
             "turnout_backend_ejections",
             "Times taken out of rotation, by reason.",
@@ -197,6 +210,8 @@ class InstanceCollector(Collector):
                     errors.add_metric(labels, report.connect_errors)
                     timeouts.add_metric(labels, report.timeouts)
                     retries.add_metric(labels, report.retries)
+                    attempts.add_metric(labels, report.attempts)
+                    attempt_errors.add_metric(labels, report.attempt_errors)
                 health = state.health.get((pool.name, backend.name))
                 if health is not None:
                     ejections.add_metric([*labels, "probe"], health.ejected_by_probes)
@@ -205,7 +220,7 @@ class InstanceCollector(Collector):
                         probes.add_metric([*labels, "ok"], health.probes_ok)
                         probes.add_metric([*labels, "failed"], health.probes_failed)
         yield from (up, eligible, admin, weight, inflight, connections, errors, timeouts)
-        yield from (retries, ejections, probes, panic)
+        yield from (retries, attempts, attempt_errors, ejections, probes, panic)
 
     def _routes(self, state: InstanceState) -> Iterator[Metric]:
         snapshot = state.snapshot

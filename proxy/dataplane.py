@@ -45,6 +45,8 @@ class Target:
 
     __slots__ = (
         "address",
+        "attempt_errors",
+        "attempts",
         "backend",
         "connect_errors",
         "connections",
@@ -73,6 +75,10 @@ class Target:
         self.connect_errors = 0
         self.timeouts = 0
         self.retries = 0
+        self.attempts = 0
+        """Upstream attempts sent here, by the rules of metrics.RouteStats.attempts."""
+        self.attempt_errors = 0
+        """Of those, the ones that failed (metrics.RouteStats.attempt_errors)."""
 
     def answered(self, status: int, limits: Limits) -> None:
         """A response head arrived from the backend (`limits`: the request's)."""
@@ -271,13 +277,15 @@ class DataPlane:
         for target in self.targets.values():
             key = (target.pool, target.backend)
             # A backend whose address changed has two targets: their counts add up.
-            earlier = backends.get(key) or BackendReport(0, 0, 0, 0, 0)
+            earlier = backends.get(key) or BackendReport(0, 0, 0, 0, 0, 0, 0)
             backends[key] = BackendReport(
                 inflight=earlier.inflight + target.inflight,
                 connect_errors=earlier.connect_errors + target.connect_errors,
                 timeouts=earlier.timeouts + target.timeouts,
                 retries=earlier.retries + target.retries,
                 connections=earlier.connections + target.connections.connected,
+                attempts=earlier.attempts + target.attempts,
+                attempt_errors=earlier.attempt_errors + target.attempt_errors,
             )
         return routes, backends
 

@@ -294,6 +294,7 @@ class Exchange:
         if response.status >= 500:
             self.stats.attempt_errors += 1
             if target is not None:
+                target.attempt_errors += 1
                 target.answered(response.status, self.limits)
         elif target is not None and (target.failures or target.gateway_failures):
             target.answered(response.status, self.limits)

@@ -42,8 +42,10 @@ def upstream_lost(x: Exchange, connection: UpstreamConnection) -> None:
     if retry_stale(x):
         return  # a stale pooled connection: neither an attempt of its own nor an error
     x.stats.attempt_errors += 1
-    if x.target is not None:
-        x.target.failed(x.limits)
+    target = x.target
+    if target is not None:
+        target.attempt_errors += 1
+        target.failed(x.limits)
     retry_or_fail(x, UpstreamReset("backend closed the connection before responding"))
 
 
@@ -56,6 +58,8 @@ def upstream_failed(x: Exchange, error: ProxyError) -> None:
         abort_client(x)
     else:
         x.stats.attempt_errors += 1  # no valid response head: not HTTP, or too large
+        if x.target is not None:
+            x.target.attempt_errors += 1
         fail(x, error)
 
 
@@ -66,13 +70,16 @@ def timed_out(x: Exchange) -> None:
     elif x.body != RECEIVED:
         fail(x, BodyTimeout(f"no request body received for {x.limits.read_timeout:g} s"))
     else:
+        target = x.target
         if x.upstream is not None:
             # Sent and waiting for the response head. Still connecting: the connect's own
             # outcome (a failure, or a connection never used) is the attempt's.
             x.stats.attempt_errors += 1
-        if x.target is not None:
-            x.target.timeouts += 1
-            x.target.failed(x.limits)
+            if target is not None:
+                target.attempt_errors += 1
+        if target is not None:
+            target.timeouts += 1
+            target.failed(x.limits)
         fail(x, UpstreamTimeout(f"no response within {x.limits.read_timeout:g} s"))
 
 

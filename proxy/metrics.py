@@ -37,7 +37,8 @@ class RouteStats:
     client giving up (499), a stale pooled connection retried at once (the retry on a fresh
     connection is the same attempt: only its outcome counts), the client's own body timeout, and
     503s for a pool without an eligible backend (no attempt began). Counted under the (route,
-    pool) the request is counted under at that moment."""
+    pool) the request is counted under at that moment, and at the same places, by the same
+    rules, on the attempt's backend (dataplane.Target: the target picked for it)."""
 
     __slots__ = (
         "attempt_errors",
@@ -142,6 +143,10 @@ class BackendReport:
     """Requests retried elsewhere after failing on this backend."""
     connections: int
     """Upstream connections open now (idle in the pool or busy)."""
+    attempts: int = 0
+    """Upstream attempts sent to this backend (RouteStats.attempts' rules, per backend)."""
+    attempt_errors: int = 0
+    """Of those, the ones that failed (RouteStats.attempt_errors' rules)."""
 
     def __reduce__(self) -> tuple[type[BackendReport], tuple[object, ...]]:
         # As RouteReport.__reduce__: picklable when compiled.
@@ -151,6 +156,8 @@ class BackendReport:
             self.timeouts,
             self.retries,
             self.connections,
+            self.attempts,
+            self.attempt_errors,
         )
 
 

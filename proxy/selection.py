@@ -68,6 +68,7 @@ def forward(x: Exchange, error: ProxyError | None) -> None:
     # one, it goes on with this attempt on a fresh connection.
     x.stats.attempts += 1
     target = x.target = targets[index]
+    target.attempts += 1  # and the backend's, by the same rule
     target.inflight += 1
     if not x.head.host:
         # HTTP/1.0 without Host: name the backend, as a client talking to it would.
@@ -89,6 +90,7 @@ async def connect(x: Exchange, target: Target) -> None:
         target.connect_errors += 1
         # Even when the client has gone: the backend failed this attempt all the same.
         x.stats.attempt_errors += 1
+        target.attempt_errors += 1
         target.failed(x.limits)
         if x.phase != FINISHED:
             retry_or_fail(x, map_connect_error(exc, target.address))

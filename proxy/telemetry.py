@@ -46,6 +46,8 @@ class Telemetry:
                 connect_errors=backend.connect_errors,
                 timeouts=backend.timeouts,
                 retries=backend.retries,
+                attempts=backend.attempts,
+                attempt_errors=backend.attempt_errors,
             )
 
     def routes(self) -> dict[Key, Sum]:
@@ -71,6 +73,8 @@ class Telemetry:
                     timeouts=report.timeouts,
                     retries=report.retries,
                     connections=report.connections,
+                    attempts=report.attempts,
+                    attempt_errors=report.attempt_errors,
                 )
         return {
             key: BackendReport(
@@ -79,6 +83,8 @@ class Telemetry:
                 timeouts=c["timeouts"],
                 retries=c["retries"],
                 connections=c["connections"],
+                attempts=c["attempts"],
+                attempt_errors=c["attempt_errors"],
             )
             for key, c in total.items()
         }

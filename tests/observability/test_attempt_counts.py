@@ -29,6 +29,8 @@ from proxy.telemetry import Telemetry
 
 ATTEMPTS = "turnout_upstream_attempts_total"
 ERRORS = "turnout_upstream_attempt_errors_total"
+BACKEND_ATTEMPTS = "turnout_backend_attempts_total"
+BACKEND_ERRORS = "turnout_backend_attempt_errors_total"
 REQUESTS = "turnout_requests_total"
 
 READ_TIMEOUT = 1.0
@@ -119,6 +121,16 @@ def grown(before: Metrics, after: Metrics, name: str, route: str) -> float:
     return after.value(name, route=route, pool=route) - before.value(name, route=route, pool=route)
 
 
+def per_backend(before: Metrics, after: Metrics, pool: str, backend: str = "") -> tuple[float, ...]:
+    """(attempts, attempt errors) the backend gained: the same attempts, counted against the
+    backend each went to (by default the pool's only backend)."""
+    labels = {"pool": pool, "backend": backend or f"{pool}-1"}
+    return tuple(
+        after.value(name, **labels) - before.value(name, **labels)
+        for name in (BACKEND_ATTEMPTS, BACKEND_ERRORS)
+    )
+
+
 async def statuses(port: int, path: str, count: int) -> list[int]:
     """`count` GETs, each on a connection of its own (so both workers take some)."""
     replies = await asyncio.gather(*(fetch(port, "GET", path) for _ in range(count)))
@@ -132,6 +144,7 @@ async def test_5xx_from_the_backend_is_an_attempt_error(instance: Instance) -> N
     after = await scrape(proxy)
     assert grown(before, after, ATTEMPTS, "broken") == 6
     assert grown(before, after, ERRORS, "broken") == 6
+    assert per_backend(before, after, "broken") == (6, 6)
     # What the client saw is counted apart, as before.
     assert (
         after.value(REQUESTS, route="broken", pool="broken", code="500")
@@ -151,6 +164,8 @@ async def test_a_retry_that_hides_a_refused_connect_still_counts_the_failure(
     after = await scrape(proxy)
     assert grown(before, after, ATTEMPTS, "flaky") == 10
     assert grown(before, after, ERRORS, "flaky") == 5
+    assert per_backend(before, after, "flaky", "flaky-1") == (5, 5)  # the closed port
+    assert per_backend(before, after, "flaky", "flaky-2") == (5, 0)
     assert (
         after.value(REQUESTS, route="flaky", pool="flaky", code="200")
         - before.value(REQUESTS, route="flaky", pool="flaky", code="200")
@@ -173,6 +188,7 @@ async def test_a_backend_failing_before_a_response_head_is_an_attempt_error(
     after = await scrape(proxy)
     assert grown(before, after, ATTEMPTS, route) == 3
     assert grown(before, after, ERRORS, route) == 3
+    assert per_backend(before, after, route) == (3, 3)
 
 
 async def test_a_timeout_waiting_for_the_response_is_an_attempt_error(instance: Instance) -> None:
@@ -182,6 +198,7 @@ async def test_a_timeout_waiting_for_the_response_is_an_attempt_error(instance: 
     after = await scrape(proxy)
     assert grown(before, after, ATTEMPTS, "stalls") == 2
     assert grown(before, after, ERRORS, "stalls") == 2
+    assert per_backend(before, after, "stalls") == (2, 2)
 
 
 async def test_a_failed_over_request_counts_each_attempt_under_its_own_pool(
@@ -201,6 +218,8 @@ async def test_a_failed_over_request_counts_each_attempt_under_its_own_pool(
 
     assert (moved(ATTEMPTS, "dead"), moved(ERRORS, "dead")) == (4, 4)
     assert (moved(ATTEMPTS, "fine"), moved(ERRORS, "fine")) == (4, 0)
+    assert per_backend(before, after, "dead") == (4, 4)
+    assert per_backend(before, after, "fine") == (4, 0)
     assert (
         after.value(REQUESTS, route="failing", pool="fine", code="200")
         - before.value(REQUESTS, route="failing", pool="fine", code="200")
@@ -232,6 +251,7 @@ async def test_a_client_giving_up_is_not_an_attempt_error(instance: Instance) ->
     after = await scrape(proxy)
     assert grown(before, after, ATTEMPTS, "slow") == 3
     assert grown(before, after, ERRORS, "slow") == 0
+    assert per_backend(before, after, "slow") == (3, 0)
 
 
 async def test_a_pool_without_an_eligible_backend_makes_no_attempt(instance: Instance) -> None:
@@ -246,6 +266,7 @@ async def test_a_pool_without_an_eligible_backend_makes_no_attempt(instance: Ins
     )
     assert grown(before, after, ATTEMPTS, "empty") == 0
     assert grown(before, after, ERRORS, "empty") == 0
+    assert per_backend(before, after, "empty") == (0, 0)
 
 
 async def test_a_stale_keepalive_connection_retried_at_once_is_one_attempt_and_no_error(
@@ -269,6 +290,7 @@ async def test_a_stale_keepalive_connection_retried_at_once_is_one_attempt_and_n
     after = await scrape(proxy)
     assert grown(before, after, ATTEMPTS, "stale") == 2
     assert grown(before, after, ERRORS, "stale") == 0
+    assert per_backend(before, after, "stale") == (2, 0)
 
 
 async def test_healthy_requests_are_attempts_without_errors(instance: Instance) -> None:
@@ -278,6 +300,7 @@ async def test_healthy_requests_are_attempts_without_errors(instance: Instance) 
     after = await scrape(proxy)
     assert grown(before, after, ATTEMPTS, "fine") == 8
     assert grown(before, after, ERRORS, "fine") == 0
+    assert per_backend(before, after, "fine") == (8, 0)
     # Every (route, pool) has both series, next to its request counters.
     for route in ROUTES:
         assert (ATTEMPTS, (("pool", route), ("route", route))) in after.samples
