@@ -452,3 +452,23 @@ def test_the_machine_does_no_io() -> None:
                 continue
             for name in imported:
                 assert name in PURE or name.startswith("proxy.control.rolling"), (source, name)
+
+
+@pytest.mark.parametrize(
+    ("rollout", "action"),
+    [
+        (in_place("draining", 1), Action("drain", states=(("blue-1", "drain"),))),
+        (in_place("replacing", 1), Action("run-hook", hooks=("blue-1",), hook="replace")),
+        (in_place("waiting-healthy", 1), Action("none")),
+        (in_place("holding", 1), Action("readmit", states=(("blue-1", "ready"),))),
+        (replace(in_place("reverting", 1), reverting=("blue-0",)), Action("run-hook", hooks=("blue-0",), hook="revert")),
+        (replace(in_place("revert-draining", 1), reverting=("blue-0",)), Action("drain", states=(("blue-0", "drain"),))),
+        (replace(in_place("holding", 1), phase="aborted"), Action("none")),
+        (surge("gating"), Action("add-backends", add=NEW)),
+        (surge("holding", 0), MOVE_0),
+        (surge("holding", 1), Action("move", states=(("green-0", "ready"), ("green-1", "ready"), *((n, "drain") for n in OLD)))),
+        (surge("keeping-old", 1), KEEP),
+    ],
+)  # fmt: skip
+def test_pending_is_what_a_restart_performs_again(rollout: PoolRollout, action: Action) -> None:
+    assert plan.pending(rollout) == action

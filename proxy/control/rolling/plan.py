@@ -12,7 +12,8 @@ whoever causes it, is built in one place with its reason. A pause freezes the ro
 stands (a drained batch stays drained, a running hook finishes and its result waits for the
 resume); a resume starts the stage's clock again. An abort by a person is a failure with cause
 `manual`: in place it reverts (with `auto_revert`), surge rolls back in one write; an abort
-while reverting stops the revert where it stands.
+while reverting stops the revert where it stands. `pending` says what a restarted controller
+performs again for the stage it finds.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from proxy.control.rolling import inplace, surge
-from proxy.control.rolling.model import PoolRollout, RollSpec, Seen, Step
+from proxy.control.rolling.model import NONE, Action, PoolRollout, RollSpec, Seen, Step
 from proxy.control.rolling.words import where
+from router.spec import AdminState
 
 
 def batches(names: tuple[str, ...], batch: int) -> tuple[tuple[str, ...], ...]:
@@ -107,3 +109,29 @@ def abort(rollout: PoolRollout, now: float, actor: str) -> Step:
     if rollout.reverting:
         return inplace.stop_revert(rollout, now, why)
     return inplace.fail(rollout, now, "manual", why)
+
+
+def pending(rollout: PoolRollout) -> Action:
+    """What to perform again after a restart, for the current stage to be what it says: the
+    admin states it set (idempotent), or its hooks (a restart killed them; a hook must be safe
+    to run twice, as Kamal's and CodeDeploy's are). None for a final rollout."""
+    if rollout.final:
+        return NONE
+    current = rollout.current
+    if rollout.spec.mode == "surge":
+        if rollout.stage == "gating":
+            return Action("add-backends", add=rollout.spec.new_backends)
+        if rollout.stage == "keeping-old":
+            return Action("keep-old", states=tuple((n, "maint") for n in rollout.old))
+        upto = rollout.batch + 1
+        new = [n for group in rollout.new_batches[:upto] for n in group]
+        old = [n for group in rollout.batches[:upto] for n in group]
+        states: tuple[tuple[str, AdminState], ...] = tuple((n, "ready") for n in new)
+        return Action("move", states=states + tuple((n, "drain") for n in old))
+    if rollout.stage in ("draining", "revert-draining"):
+        return inplace.drain(current)
+    if rollout.stage in ("replacing", "reverting"):
+        return inplace.run_hook(current, "revert" if rollout.reverting else "replace")
+    if rollout.stage == "holding":
+        return inplace.readmit(current)
+    return NONE
