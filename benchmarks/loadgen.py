@@ -215,7 +215,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     report = uvloop.run(
         generate(args.url, args.connections, args.duration, payload, args.timeout, args.rate)
     )
-    print(json.dumps(report))
+    # Flushed at once: the report is the run's result, whatever happens at exit.
+    print(json.dumps(report), flush=True)
 
 
 if __name__ == "__main__":

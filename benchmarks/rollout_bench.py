@@ -28,7 +28,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -307,20 +306,50 @@ def _start_load(children: Children, port: int, options: Options, label: str, lim
 
 
 def _stop_load(children: Children, load: Child) -> LoadResult:
-    """Stop the load generator early; its report (it prints one when told to stop)."""
+    """Stop the load generator early; its report (it prints one, flushed, when told to stop).
+
+    The report is what matters, not the exit: a process that printed it but is slow to exit
+    (interpreter shutdown on a loaded machine) is stopped by force and its report used."""
     if load.alive():
         os.kill(load.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    report: LoadResult | None = None
     try:
-        load.popen.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        raise load.failure("did not stop within 15 s of SIGTERM") from None
+        while report is None:
+            report = _report(load)
+            if report is not None or load.popen.poll() is not None:
+                break
+            if time.monotonic() > deadline:
+                state = _process_state(load.pid)
+                raise load.failure(f"printed no report within 15 s of SIGTERM ({state})")
+            time.sleep(0.05)
     finally:
         children.stop(load)
+    report = report or _report(load)
+    if report is None:
+        raise load.failure("printed no report")
+    return report
+
+
+def _report(load: Child) -> LoadResult | None:
     lines = load.log.read_text(errors="replace").strip().splitlines()
     try:
         return LoadResult(**json.loads(lines[-1]))
     except (IndexError, ValueError, TypeError):
-        raise load.failure("printed no report") from None
+        return None
+
+
+def _process_state(pid: int) -> str:
+    """The kernel's word on a process that does not stop, for the failure message."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return "gone"
+    return ", ".join(
+        line.replace("\t", " ")
+        for line in status.splitlines()
+        if line.startswith(("State:", "Threads:", "SigBlk:", "SigIgn:", "SigCgt:"))
+    )
 
 
 def _watch(

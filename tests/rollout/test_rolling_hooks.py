@@ -17,7 +17,7 @@ from aiohttp import web
 
 from helpers import Backend, Handler, free_port, start_backend
 from proxy.control.rolling import hooks
-from proxy.control.rolling.hooks import Hook, HookResult, hook_problems, run_hook
+from proxy.control.rolling.hooks import Hook, HookRun, hook_problems, run_hook
 
 URL_PROBLEM = "must be an http:// or https:// URL with a host"
 TIMEOUT = "must be a number of seconds greater than 0"
@@ -31,7 +31,7 @@ def script(tmp_path: Path, body: str, name: str = "deploy.sh") -> Path:
     return path
 
 
-async def replace(hook: Hook, session: aiohttp.ClientSession | None = None) -> HookResult:
+async def replace(hook: Hook, session: aiohttp.ClientSession | None = None) -> HookRun:
     return await run_hook(hook, action="replace", session=session, **TARGET)
 
 

@@ -442,7 +442,9 @@ def test_the_machine_does_no_io() -> None:
     # The controller imports these; they import values and each other, never I/O or asyncio
     # (the package proxy.control itself loads the plane, so sys.modules cannot tell).
     package = Path(plan.__file__).parent
-    for source in package.glob("*.py"):
+    # The machine's modules; hooks.py (the runner) and output.py are the controller's side.
+    machine = ("__init__", "model", "plan", "inplace", "surge", "words")
+    for source in (package / f"{name}.py" for name in machine):
         for node in ast.walk(ast.parse(source.read_text())):
             if isinstance(node, ast.Import):
                 imported = {alias.name for alias in node.names}

@@ -3,7 +3,7 @@
 Theory of operation. In place, the program behind a backend is replaced by something outside
 turnout; the control plane calls it once per backend and action (`replace`, or `revert` when a
 rollout is undone) and waits for its answer. `run_hook` never raises for what the hook does:
-every outcome is a `HookResult` whose `reason` is in words, for the rollout's status.
+every outcome is a `HookRun` whose `reason` is in words, for the rollout's status.
 
 A command is an argv list run without a shell, with the parent's environment plus
 TURNOUT_ACTION, TURNOUT_POOL, TURNOUT_BACKEND and TURNOUT_BACKEND_URL, stdin from /dev/null,
@@ -33,6 +33,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -67,7 +68,10 @@ class Hook:
 
 
 @dataclass(frozen=True, slots=True)
-class HookResult:
+class HookRun:
+    """What one run of a hook came to (the controller turns it into the machine's
+    model.HookResult, which also names the backend and the action)."""
+
     ok: bool
     reason: str
     """In words, for the rollout's status: "exit status 3", "webhook answered 503"."""
@@ -110,7 +114,7 @@ async def run_hook(
     backend: str,
     url: str,
     session: aiohttp.ClientSession | None = None,
-) -> HookResult:
+) -> HookRun:
     """Run `hook` for one backend and return how it went (it does not raise for the hook's
     failures). `session`: for a webhook, the session to post with (a new one otherwise).
     Cancelling the call kills a running command's process group before CancelledError
@@ -156,7 +160,7 @@ class _Output(asyncio.Protocol):
         self.tail.add(line)
 
 
-async def _execute(hook: Hook, environment: dict[str, str], label: str) -> HookResult:
+async def _execute(hook: Hook, environment: dict[str, str], label: str) -> HookRun:
     command, timeout = hook.command, hook.timeout
     loop = asyncio.get_running_loop()
     started = time.monotonic()
@@ -176,7 +180,7 @@ async def _execute(hook: Hook, environment: dict[str, str], label: str) -> HookR
         os.close(read_fd)
         words = getattr(error, "strerror", None) or str(error)
         log.warning("%s: cannot run %s: %s", label, command[0], words)
-        return HookResult(False, f"cannot run {command[0]}: {words}", (), _since(started))
+        return HookRun(False, f"cannot run {command[0]}: {words}", (), _since(started))
     finally:
         os.close(write_fd)
     log.info("%s: running %s (pid %d, timeout %g s)", label, command[0], process.pid, timeout)
@@ -211,7 +215,7 @@ async def _execute(hook: Hook, environment: dict[str, str], label: str) -> HookR
             transport.close()
     seconds = _since(started)
     log.log(logging.INFO if ok else logging.WARNING, "%s: %s after %.1f s", label, reason, seconds)
-    return HookResult(ok, reason, output.tail.lines(), seconds)
+    return HookRun(ok, reason, output.tail.lines(), seconds)
 
 
 async def _end_group(process: asyncio.subprocess.Process) -> None:
@@ -239,11 +243,29 @@ def _signal_group(group: int, signum: signal.Signals) -> None:
 
 
 def _group_alive(group: int) -> bool:
+    """Whether a process of the group is still running. Zombies do not count: the leader's
+    waits for our reaping, an orphan's for an init that may never reap it, and neither can do
+    anything more."""
     try:
         os.killpg(group, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no /proc: the signal's answer is all there is
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path("/proc", entry, "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == str(group) and fields[0] != "Z":
+            return True
+    return False
 
 
 def _exit_words(status: int) -> str:
@@ -262,7 +284,7 @@ def _since(started: float) -> float:
 
 async def _post(
     hook: Hook, body: bytes, label: str, session: aiohttp.ClientSession | None
-) -> HookResult:
+) -> HookRun:
     assert hook.url is not None
     url, timeout = hook.url, hook.timeout
     started = time.monotonic()
@@ -302,4 +324,4 @@ async def _post(
             await client.close()
     seconds = _since(started)
     log.log(logging.INFO if ok else logging.WARNING, "%s: %s: %s", label, shown, reason)
-    return HookResult(ok, reason, tail, seconds)
+    return HookRun(ok, reason, tail, seconds)
