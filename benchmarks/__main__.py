@@ -20,8 +20,9 @@ native.activate()
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from benchmarks import (
     chart,
@@ -41,6 +42,9 @@ from benchmarks.scenarios import DEFAULT_SCENARIOS, SCENARIOS
 from benchmarks.targets import TARGETS, TargetName
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+Figures = TypeVar("Figures")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -210,22 +214,14 @@ def _idle(argv: list[str]) -> int:
     if args.connections < 1:
         parser.error("--connections must be at least 1")
     targets = args.targets or idle_bench.installed_targets()
-    progress = Progress()
-    try:
-        with sigterm_as_interrupt():
-            result = idle_bench.run(args.connections, targets, progress.say)
-    except (idle_bench.IdleError, ChildError) as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"\n{parser.prog}: interrupted; every process it started is stopped", file=sys.stderr)
-        return 130
-    print(idle_bench.text(result))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(idle_bench.to_json(result), indent=2) + "\n")
-        progress.say(f"wrote {args.json}")
-    return 0
+    return _report(
+        parser,
+        args.json,
+        lambda say: idle_bench.run(args.connections, targets, say),
+        idle_bench.text,
+        idle_bench.to_json,
+        (idle_bench.IdleError, ChildError),
+    )
 
 
 def _control(argv: list[str]) -> int:
@@ -251,22 +247,14 @@ def _control(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.duration <= 600:
         parser.error("--duration must be between 1 and 600 seconds")
-    progress = Progress()
-    try:
-        with sigterm_as_interrupt():
-            figures = control_bench.run(args.backends, args.duration, progress.say)
-    except (control_bench.ControlError, ChildError) as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"\n{parser.prog}: interrupted; every process it started is stopped", file=sys.stderr)
-        return 130
-    print(control_bench.text(figures))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(control_bench.to_json(figures), indent=2) + "\n")
-        progress.say(f"wrote {args.json}")
-    return 0
+    return _report(
+        parser,
+        args.json,
+        lambda say: control_bench.run(args.backends, args.duration, say),
+        control_bench.text,
+        control_bench.to_json,
+        (control_bench.ControlError, ChildError),
+    )
 
 
 def _judge(argv: list[str]) -> int:
@@ -283,18 +271,15 @@ def _judge(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.rollouts < 1:
         parser.error("--rollouts must be at least 1")
-    progress = Progress()
-    try:
-        figures = judge_sim.run(args.rollouts, progress.say)
-    except KeyboardInterrupt:
-        print(f"\n{parser.prog}: interrupted", file=sys.stderr)
-        return 130
-    print(judge_sim.text(figures))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(judge_sim.to_json(figures), indent=2) + "\n")
-        progress.say(f"wrote {args.json}")
-    return 0
+    # Pure and in-process: nothing to stop, no failure of its own.
+    return _report(
+        parser,
+        args.json,
+        lambda say: judge_sim.run(args.rollouts, say),
+        judge_sim.text,
+        judge_sim.to_json,
+        (),
+    )
 
 
 def _rollout(argv: list[str]) -> int:
@@ -343,21 +328,42 @@ def _rollout(argv: list[str]) -> int:
         connections=args.connections,
         min_requests=args.min_requests,
     )
+    return _report(
+        parser,
+        args.json,
+        lambda say: rollout_bench.run(options, say),
+        rollout_bench.text,
+        rollout_bench.to_json,
+        (rollout_bench.RolloutBenchError, ChildError),
+    )
+
+
+def _report(
+    parser: argparse.ArgumentParser,
+    json_path: Path | None,
+    run: Callable[[Callable[[str], None]], Figures],
+    text: Callable[[Figures], str],
+    to_json: Callable[[Figures], object],
+    failures: tuple[type[Exception], ...],
+) -> int:
+    """What every measuring subcommand does around its benchmark: run it (SIGTERM as Ctrl-C, so
+    its processes are stopped either way), print its figures, write them as JSON if asked.
+    Exit 1 on one of the benchmark's own `failures`, 130 when interrupted."""
     progress = Progress()
     try:
         with sigterm_as_interrupt():
-            figures = rollout_bench.run(options, progress.say)
-    except (rollout_bench.RolloutBenchError, ChildError) as error:
+            figures = run(progress.say)
+    except failures as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\n{parser.prog}: interrupted; every process it started is stopped", file=sys.stderr)
         return 130
-    print(rollout_bench.text(figures))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rollout_bench.to_json(figures), indent=2) + "\n")
-        progress.say(f"wrote {args.json}")
+    print(text(figures))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(to_json(figures), indent=2) + "\n")
+        progress.say(f"wrote {json_path}")
     return 0
 
 

@@ -36,7 +36,7 @@ from proxy.control.rolling.model import (
     Stage,
     Step,
 )
-from proxy.control.rolling.words import duration, names, tail, where
+from proxy.control.rolling.words import duration, hold_failure, names, tail, where
 from router.spec import AdminState
 
 TOUCHED: tuple[Stage, ...] = ("replacing", "waiting-healthy", "holding")
@@ -79,14 +79,10 @@ def advance(rollout: PoolRollout, seen: Seen) -> Step | None:
             return fail(rollout, seen.now, "unhealthy", f"{where(rollout)}: {why}")
         return None
     # holding
-    sick = [name for name in batch if name not in seen.healthy]
-    if sick:
-        why = f"{names(sick)} failed its checks while held"
-        return fail(rollout, seen.now, "unhealthy", f"{where(rollout)}: {why}")
+    failure = hold_failure(rollout, batch, seen)
+    if failure is not None:
+        return fail(rollout, seen.now, *failure)
     verdict = seen.verdict
-    if verdict is not None and verdict.outcome == "worse":
-        cause: Cause = "latency" if verdict.test == "latency" else "errors"
-        return fail(rollout, seen.now, cause, f"{where(rollout)}: {verdict.reason}")
     if elapsed < spec.min_healthy_time:
         return None
     held = f"after {where(rollout)} held {duration(elapsed)}"

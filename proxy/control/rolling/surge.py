@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from proxy.control.rolling.model import Action, Cause, PoolRollout, Seen, Step
-from proxy.control.rolling.words import duration, names, where
+from proxy.control.rolling.words import duration, hold_failure, names, where
 from router.spec import AdminState
 
 
@@ -50,14 +50,10 @@ def advance(rollout: PoolRollout, seen: Seen) -> Step | None:
         return Step(done, "promoted", Action("remove-old", remove=rollout.old))
     # holding
     serving = [n for group in rollout.new_batches[: rollout.batch + 1] for n in group]
-    sick = [name for name in serving if name not in seen.healthy]
-    if sick:
-        why = f"{where(rollout)}: {names(sick)} failed its checks while held"
-        return rollback(rollout, seen.now, "unhealthy", why)
+    failure = hold_failure(rollout, serving, seen)
+    if failure is not None:
+        return rollback(rollout, seen.now, *failure)
     verdict = seen.verdict
-    if verdict is not None and verdict.outcome == "worse":
-        cause: Cause = "latency" if verdict.test == "latency" else "errors"
-        return rollback(rollout, seen.now, cause, f"{where(rollout)}: {verdict.reason}")
     if elapsed < spec.min_healthy_time:
         return None
     held = f"{where(rollout)} held {duration(elapsed)}"

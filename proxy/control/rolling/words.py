@@ -1,10 +1,11 @@
-"""How a pool rollout's position is said in its reasons: "batch 2/4 (blue-2)"."""
+"""How a pool rollout's position is said in its reasons ("batch 2/4 (blue-2)"), and why a held
+batch fails, in the same words for both modes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from proxy.control.rolling.model import PoolRollout
+from proxy.control.rolling.model import Cause, PoolRollout, Seen
 
 
 def names(backends: Iterable[str]) -> str:
@@ -37,3 +38,18 @@ def tail(lines: tuple[str, ...]) -> str:
     if not lines:
         return ""
     return " (last output: " + " | ".join(line.rstrip() for line in lines) + ")"
+
+
+def hold_failure(
+    rollout: PoolRollout, serving: Iterable[str], seen: Seen
+) -> tuple[Cause, str] | None:
+    """Why a held batch fails, or None: one of the backends `serving` the new version failed
+    its checks, or the judge found the new version worse."""
+    sick = [name for name in serving if name not in seen.healthy]
+    if sick:
+        return "unhealthy", f"{where(rollout)}: {names(sick)} failed its checks while held"
+    verdict = seen.verdict
+    if verdict is not None and verdict.outcome == "worse":
+        cause: Cause = "latency" if verdict.test == "latency" else "errors"
+        return cause, f"{where(rollout)}: {verdict.reason}"
+    return None
