@@ -10,7 +10,8 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 from admin_api.cli.args import UsageError
 from admin_api.cli.output import (
@@ -39,6 +40,32 @@ from admin_api.cli.render import (
 from admin_api.client import DEFAULT_URL, JSON, AdminClient, AdminError, AdminUnreachable
 
 Command = Callable[[AdminClient, argparse.Namespace], int]
+
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def add_command(
+    parent: Subparsers,
+    name: str,
+    handler: Command,
+    help: str,
+    common: argparse.ArgumentParser,
+    examples: Sequence[str],
+) -> argparse.ArgumentParser:
+    """One admin command under `parent`: its help, the admin options (`common`), its examples
+    (on the demo's configuration) after the options, and the handler it dispatches to."""
+    lines = "\n".join(f"  {line}" for line in examples)
+    parser: argparse.ArgumentParser = parent.add_parser(
+        name,
+        help=help,
+        description=help,
+        parents=[common],
+        epilog=f"examples (the demo's config.example.toml):\n{lines}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(command=dispatch(handler))
+    return parser
 
 
 def dispatch(handler: Command) -> Callable[[argparse.Namespace], int]:

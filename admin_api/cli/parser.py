@@ -15,7 +15,7 @@ from admin_api.cli import rollout
 from admin_api.cli.output import TOKEN_ENV, URL_ENV
 from admin_api.client import DEFAULT_URL
 
-Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Subparsers: TypeAlias = run.Subparsers
 Add = Callable[[Subparsers, str, run.Command, str], argparse.ArgumentParser]
 """Adds one admin command (with the common options) under a parser's subcommands."""
 
@@ -48,17 +48,7 @@ def register(commands: Subparsers) -> None:
     def add(
         parent: Subparsers, name: str, handler: run.Command, help: str
     ) -> argparse.ArgumentParser:
-        examples = "\n".join(f"  {line}" for line in EXAMPLES[name])
-        parser: argparse.ArgumentParser = parent.add_parser(
-            name,
-            help=help,
-            description=help,
-            parents=[common],
-            epilog=f"examples (the demo's config.example.toml):\n{examples}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        parser.set_defaults(command=run.dispatch(handler))
-        return parser
+        return run.add_command(parent, name, handler, help, common, EXAMPLES[name])
 
     _register_status(add(commands, "status", run.status, "routes; with ROUTE, its backends too"))
     _register_route_changes(commands, add)

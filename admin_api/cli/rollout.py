@@ -201,7 +201,7 @@ def _verb(verb: str) -> run.Command:
 
 # Command lines
 
-Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Subparsers: TypeAlias = run.Subparsers
 
 
 def register(commands: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -210,17 +210,7 @@ def register(commands: Subparsers, common: argparse.ArgumentParser) -> None:
     actions = rollout.add_subparsers(required=True, metavar="ACTION")
 
     def add(name: str, handler: run.Command, help: str) -> argparse.ArgumentParser:
-        examples = "\n".join(f"  {line}" for line in EXAMPLES[name])
-        parser: argparse.ArgumentParser = actions.add_parser(
-            name,
-            help=help,
-            description=help,
-            parents=[common],
-            epilog=f"examples (the demo's config.example.toml):\n{examples}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        parser.set_defaults(command=run.dispatch(handler))
-        return parser
+        return run.add_command(actions, name, handler, help, common, EXAMPLES[name])
 
     _register_start(add("start", start, "start a rollout on a route"))
     status_parser = add("status", status, "a route's rollout: phase, step, verdict, evidence")
