@@ -1,0 +1,112 @@
+"""Take docs/dashboard.png: the dashboard during a canary rollout, as a browser shows it.
+
+Run by scripts/screenshot (not by the test suite). Everything is real, as in the browser tests:
+`turnout run` with loopback backends, paced client traffic, a canary rollout started through the
+API, and Debian's chromium driven by Playwright. The scene: `web` rolling out from blue to
+canary in steps (the canary a little slower and a little more error-prone than blue, so the
+judge's evidence moves), `checkout` blue-green with green active, a blue backend ramping up
+after a drain (slow start), health probes every second.
+
+    .venv/bin/python tests/dashboard/screenshot.py docs/dashboard.png
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+
+from admin.admin_support import BackendLoop  # noqa: E402
+from aiohttp import web  # noqa: E402
+from dashboard_support import CHROMIUM, NO_CHROMIUM, live, running, wait_for  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from helpers import config  # noqa: E402
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def behaving(name: str, delay: float, fail_every: int) -> Handler:
+    """A backend that takes `delay` seconds and fails one request in `fail_every`."""
+    served = 0
+
+    async def handle(request: web.Request) -> web.Response:
+        nonlocal served
+        if request.path == "/healthz":
+            return web.Response(text="ok")
+        served += 1
+        await asyncio.sleep(delay)
+        if served % fail_every == 0:
+            return web.Response(status=503, text=f"{name} busy")
+        return web.Response(text=name)
+
+    return handle
+
+
+def scene(loop: BackendLoop) -> dict[str, object]:
+    urls: dict[str, list[str]] = {}
+    for pool, delay, fail_every, count in (
+        ("blue", 0.003, 400, 2),
+        ("green", 0.003, 500, 2),
+        ("canary", 0.005, 150, 1),
+    ):
+        urls[pool] = [
+            loop.start(f"{pool}-{i + 1}", behaving(pool, delay, fail_every)).url
+            for i in range(count)
+        ]
+    data = config(
+        urls,
+        {
+            "checkout": {
+                "path_prefix": "/checkout",
+                "mode": "blue-green",
+                "pools": ["blue", "green"],
+                "active": "blue",
+            },
+            "web": {"weights": {"blue": 100, "canary": 0}},
+        },
+        health={"enabled": True, "path": "/healthz", "interval": 1.0},
+    )
+    data["pools"]["blue"]["slow_start"] = 30.0  # type: ignore[index]
+    return data
+
+
+def main(out: Path) -> None:
+    if CHROMIUM is None:
+        sys.exit(NO_CHROMIUM)
+    loop = BackendLoop()
+    try:
+        with running(scene(loop), paths=("/", "/checkout", "/", "/")) as turnout:
+            call = turnout.api.call
+            call("POST", "/v1/routes/checkout/switch", {"to": "green"}).ok()
+            spec = {"canary": "canary", "steps": [5, 25, 50, 100], "stepTime": 12}
+            call("POST", "/v1/routes/web/rollout", {**spec, "judge": {"minRequests": 60}}).ok(201)
+            # A blue backend back from a drain, ramping up when the picture is taken.
+            call("PATCH", "/v1/pools/blue/backends/blue-2", {"adminState": "drain"}).ok()
+            wait_for(
+                lambda: call("GET", "/v1/routes/web/rollout").ok()["step"] >= 2,
+                timeout=60,
+                what="the rollout's third step",
+            )
+            call("PATCH", "/v1/pools/blue/backends/blue-2", {"adminState": "ready"}).ok()
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM)
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.goto(turnout.url)
+                live(page)
+                # Let the page draw a few frames so every figure is a fresh one.
+                time.sleep(3)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(out), full_page=True)
+                browser.close()
+    finally:
+        loop.close()
+    print(f"screenshot: {out}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/dashboard.png"))
