@@ -1,33 +1,62 @@
-"""Fixtures of the dashboard's browser tests: one Chromium per test module (starting a browser
-costs about a second), a fresh browser context per test (its own sessionStorage, so no token
-leaks from one test into the next), and the page's console errors collected as it runs.
+"""Fixtures of the dashboard's browser tests.
 
-A module whose instance needs a particular configuration (tokens, a failing canary) starts it
-as a module-scoped fixture of its own, with dashboard_support.running.
+Starting Chromium costs about a second and an instance under traffic two or three, so the
+browser and the `shop` instance are shared by every test of this directory, and closed right
+after its last test (pytest_runtest_teardown below), not at the end of the session: the rest of
+the suite runs without a browser or an instance left over. A test gets a fresh browser context
+(its own sessionStorage), and `page` is signed in with the `ops` token the way a tab is once
+its operator gave it (sessionStorage set before the page's scripts run); `fresh_page` is not.
+A test module whose instance needs its own configuration (a canary that fails) starts it as a
+module-scoped fixture with dashboard_support.running.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Iterator
 
 import pytest
 from admin.admin_support import BackendLoop, shop_and_web
-from dashboard_support import CHROMIUM, NO_CHROMIUM, Console, Turnout, backends, running
-from playwright.sync_api import Browser, Page, sync_playwright
+from dashboard_support import CHROMIUM, NO_CHROMIUM, OPS, Console, Turnout, backends, running
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+_DIRECTORY = contextlib.ExitStack()
+"""What this directory's tests share; closed after the last of them."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    yield  # the test's own fixtures first (its browser context)
+    if nextitem is None or nextitem.path.parent != item.path.parent:
+        _DIRECTORY.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Browser:
+    if CHROMIUM is None:
+        pytest.skip(NO_CHROMIUM)
+    playwright = _DIRECTORY.enter_context(sync_playwright())
+    # Playwright passes --no-sandbox itself (chromium_sandbox defaults to off), which a browser
+    # started as root needs.
+    browser = playwright.chromium.launch(executable_path=CHROMIUM)
+    _DIRECTORY.callback(browser.close)
+    return browser
+
+
+@pytest.fixture(scope="session")
+def shop() -> Turnout:
+    """Routes `shop` (blue-green, blue active) and `web` (stable 90, canary 10), under traffic.
+    Shared: a test that changes it puts it back."""
+    loop: BackendLoop = _DIRECTORY.enter_context(backends())
+    return _DIRECTORY.enter_context(running(shop_and_web(loop)))
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if CHROMIUM is None:
-        pytest.skip(NO_CHROMIUM)
-    with sync_playwright() as playwright:
-        # Playwright passes --no-sandbox itself (chromium_sandbox defaults to off), which a
-        # browser started as root needs.
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            yield browser
-        finally:
-            browser.close()
+def loop() -> Iterator[BackendLoop]:
+    """Backends for a module's own instance."""
+    with backends() as loop:
+        yield loop
 
 
 @pytest.fixture
@@ -35,26 +64,30 @@ def console() -> Console:
     return Console()
 
 
-@pytest.fixture
-def page(browser: Browser, console: Console) -> Iterator[Page]:
+@contextlib.contextmanager
+def _context(browser: Browser) -> Iterator[BrowserContext]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    console.watch(page)
+    context.set_default_timeout(10_000)
     try:
-        yield page
+        yield context
     finally:
         context.close()
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[BackendLoop]:
-    with backends() as loop:
-        yield loop
+@pytest.fixture
+def fresh_page(browser: Browser, console: Console) -> Iterator[Page]:
+    with _context(browser) as context:
+        page = context.new_page()
+        console.watch(page)
+        yield page
 
 
-@pytest.fixture(scope="module")
-def shop(loop: BackendLoop) -> Iterator[Turnout]:
-    """Routes `shop` (blue-green, blue active) and `web` (stable 90, canary 10), under traffic."""
-    with running(shop_and_web(loop)) as turnout:
-        yield turnout
+@pytest.fixture
+def page(browser: Browser, console: Console) -> Iterator[Page]:
+    with _context(browser) as context:
+        # Runs before the page's own scripts, on every navigation of this context (outside the
+        # page, so the page's CSP does not apply to it).
+        context.add_init_script(f"sessionStorage.setItem('turnout.token', {json.dumps(OPS)})")
+        page = context.new_page()
+        console.watch(page)
+        yield page

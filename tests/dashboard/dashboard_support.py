@@ -22,6 +22,14 @@ from playwright.sync_api import ConsoleMessage, Page, expect
 
 from helpers import ProxyProcess, proxy_process
 
+OPS = "ops-token-7c1f-93ab-51de"
+VIEWER = "viewer-token-52ab-e1d0-88f2"
+TOKENS = [
+    {"name": "ops", "token": OPS},
+    {"name": "viewer", "token": VIEWER, "role": "read"},
+]
+"""Every instance here has tokens: `ops` may write, `viewer` may only read."""
+
 CHROMIUM = shutil.which("chromium")
 NO_CHROMIUM = (
     "the dashboard's browser tests need Debian's package `chromium` "
@@ -83,14 +91,13 @@ class Turnout:
 
 
 @contextlib.contextmanager
-def running(
-    data: dict[str, Any], token: str | None = None, paths: tuple[str, ...] = ("/", "/shop")
-) -> Iterator[Turnout]:
-    """`turnout run` on `data`, with paced traffic over `paths` while it runs."""
-    with proxy_process(data) as proxy:
+def running(data: dict[str, Any], paths: tuple[str, ...] = ("/", "/shop")) -> Iterator[Turnout]:
+    """`turnout run` on `data` with TOKENS, under paced traffic over `paths`; its API is called
+    with the `ops` token."""
+    with proxy_process({**data, "admin": {"tokens": TOKENS}}) as proxy:
         traffic = Traffic(proxy.port, paths)
         with traffic.running():
-            yield Turnout(proxy, api(proxy, token), traffic)
+            yield Turnout(proxy, api(proxy, OPS), traffic)
 
 
 @contextlib.contextmanager

@@ -4,8 +4,22 @@ backend; and a write over a state the page no longer shows is refused and said i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 from dashboard_support import Turnout, confirm, live, wait_for
 from playwright.sync_api import Page, expect
+
+
+@pytest.fixture(autouse=True)
+def put_back(shop: Turnout) -> Iterator[None]:
+    """The shared instance as it was, whatever a test did to it (or failed to undo)."""
+    yield
+    call = shop.api.call
+    call("PUT", "/v1/routes/web/weights", {"weights": {"stable": 90, "canary": 10}}).ok()
+    if active(shop) != "blue":
+        call("POST", "/v1/routes/shop/switch", {"to": "blue"}).ok()
+    call("PATCH", "/v1/pools/green/backends/green-1", {"adminState": "ready"}).ok()
 
 
 def active(shop: Turnout) -> str:
@@ -64,7 +78,6 @@ def test_weights_set_in_the_dialog(page: Page, shop: Turnout) -> None:
     expect(message).to_contain_text("Error:")
     expect(message).to_contain_text("(422)")
     expect(message).to_contain_text("at least one weight must be positive")
-    shop.api.call("PUT", "/v1/routes/web/weights", {"weights": {"stable": 90, "canary": 10}}).ok()
 
 
 def test_drain_and_enable_a_backend(page: Page, shop: Turnout) -> None:
@@ -100,4 +113,3 @@ def test_a_change_made_elsewhere_meanwhile_turns_the_click_into_a_412(
     expect(message).to_contain_text("(412)")
     expect(message).to_contain_text("The state changed since this page showed it")
     assert active(shop) == "blue"
-    shop.api.call("PUT", "/v1/routes/web/weights", {"weights": {"stable": 90, "canary": 10}}).ok()

@@ -62,6 +62,9 @@ def test_pause_resume_and_abort_from_the_page(page: Page, canary: Canary) -> Non
     expect(card).to_contain_text("⏸ paused")
     command(page, "Resume")
     wait_for(lambda: rollout(turnout)["phase"] == "progressing", what="progressing again")
+    # The next click names the revision on screen: wait for the frame that shows the resume
+    # (clicking sooner would be refused with 412, rightly).
+    expect(card).to_contain_text("▶ progressing")
     command(page, "Abort")
     done = wait_for(lambda: (r := rollout(turnout))["phase"] == "aborted" and r, what="aborted")
     assert done["cause"] == "manual", done
