@@ -3,10 +3,23 @@
 import { h, since } from "./dom.js";
 
 // A change's before/after in one short line: only the leaves that differ, by their path, e.g.
-// "routes.web.weights: [["stable",90],["canary",10]] → [["stable",95],["canary",5]]".
+// "routes.web.weights.canary: 10 → 30" or "pools.blue.backends.blue-2.admin_state: drain →
+// ready". Lists of named things (backends) and of pairs (weights) are read as maps by name, so
+// one backend's change is one leaf, not the whole list.
+function keyed(list) {
+  if (list.length && list.every((x) => x && typeof x === "object" && !Array.isArray(x) && typeof x.name === "string")) {
+    return Object.fromEntries(list.map((x) => [x.name, x]));
+  }
+  if (list.length && list.every((x) => Array.isArray(x) && x.length === 2 && typeof x[0] === "string")) {
+    return Object.fromEntries(list);
+  }
+  return null;
+}
+
 function leaves(value, prefix, into) {
-  if (value && typeof value === "object" && !Array.isArray(value)) {
-    for (const [key, inner] of Object.entries(value)) leaves(inner, prefix ? `${prefix}.${key}` : key, into);
+  const map = Array.isArray(value) ? keyed(value) : value;
+  if (map && typeof map === "object" && !Array.isArray(map)) {
+    for (const [key, inner] of Object.entries(map)) leaves(inner, prefix ? `${prefix}.${key}` : key, into);
   } else {
     into.set(prefix, value);
   }
@@ -22,7 +35,7 @@ function delta(before, after) {
     if (JSON.stringify(a.get(key)) !== JSON.stringify(b.get(key))) parts.push(`${key}: ${text(a.get(key))} → ${text(b.get(key))}`);
   }
   const line = parts.join("; ");
-  return line.length > 200 ? `${line.slice(0, 197)}…` : line;
+  return line.length > 240 ? `${line.slice(0, 237)}…` : line;
 }
 
 function table(caption, columns, rows) {

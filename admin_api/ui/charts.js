@@ -106,6 +106,6 @@ export function evidenceChart(series, threshold, { width = 420, height = 140 } =
       `abort at ${fmtEvidence(threshold)}`),
     s("path", { class: "ev-errors", d: line(1) }),
     s("path", { class: "ev-latency", d: line(2) }),
-    s("text", { class: "tick", x: pad.left, y: height - 4 }, rows.length ? `${Math.round(span)} s` : ""),
+    s("text", { class: "tick", x: pad.left, y: height - 4 }, rows.length ? `the last ${Math.round(span)} s` : ""),
   );
 }

@@ -5,16 +5,16 @@
 import { h, since, duration, NONE } from "./dom.js";
 import { segment } from "./api.js";
 
-const ADMIN_MARK = { ready: "▶", drain: "⏸", maint: "■" };
+const ADMIN_MARK = { ready: "▶", drain: "‖", maint: "■" };
 
 function probeText(check, now) {
   if (!check) return "not checked";
   const probe = check.lastProbe;
   if (!probe) return `${check.state}, no probe yet`;
   const outcome = probe.ok
-    ? `${probe.status ?? "ok"} in ${probe.durationMs.toFixed(0)} ms`
+    ? `${probe.status ?? "ok"} · ${probe.durationMs.toFixed(0)} ms`
     : `failed: ${probe.error || `status ${probe.status}`}`;
-  return `${outcome}, ${since(probe.at, now)}`;
+  return `${outcome} · ${since(probe.at, now)}`;
 }
 
 function healthCell(backend, now) {
@@ -81,6 +81,7 @@ function action(pool, backend, ctx) {
 }
 
 function backendRow(frame, pool, backend, ctx) {
+  const ramp = pool.slowStart ? slowStartCell(backend) : null;
   return h(
     "tr",
     { data: { backend: backend.name } },
@@ -101,7 +102,7 @@ function backendRow(frame, pool, backend, ctx) {
         ? h("div", { class: "muted small" }, `now ${backend.effectiveWeight.toFixed(1)}`)
         : null,
     ),
-    slowStartCell(backend),
+    ramp,
     h("td", {}, action(pool, backend, ctx)),
   );
 }
@@ -119,6 +120,7 @@ export function renderPools(frame, ctx) {
         {},
         h("h3", { id }, pool.name),
         h("span", { class: "muted" }, `${pool.eligible} of ${pool.backends.length} taking requests`),
+        pool.slowStart ? h("span", { class: "muted" }, `· slow start over ${duration(pool.slowStart)}`) : null,
         pool.panic ? h("span", { class: "badge bad" }, "⚠ panic: every ready backend gets traffic") : null,
       ),
       h(
@@ -131,9 +133,9 @@ export function renderPools(frame, ctx) {
           h(
             "tr",
             {},
-            ["Backend", "Admin state", "Health", "In flight", "Weight", "Slow start", "Action"].map((title) =>
-              h("th", { attrs: { scope: "col" } }, title),
-            ),
+            ["Backend", "Admin state", "Health", "In flight", "Weight", pool.slowStart ? "Slow start" : null, "Action"]
+              .filter(Boolean)
+              .map((title) => h("th", { attrs: { scope: "col" } }, title)),
           ),
         ),
         h("tbody", {}, pool.backends.map((backend) => backendRow(frame, pool, backend, ctx))),

@@ -6,7 +6,7 @@ import { h, ratio, seconds, since, evidence as fmtEvidence } from "./dom.js";
 import { evidenceChart } from "./charts.js";
 import { segment } from "./api.js";
 
-const PHASE_MARK = { progressing: "▶", paused: "⏸", promoted: "✔", aborted: "✖" };
+const PHASE_MARK = { progressing: "▶", paused: "‖", promoted: "✔", aborted: "✖" };
 const RUNNING = new Set(["progressing", "paused"]);
 
 function phaseBadge(phase) {
@@ -72,7 +72,8 @@ function commands(scope, name, phase, verbs, ctx) {
 // The judge's verdict in one sentence; its reason often starts with the outcome already.
 function verdictText(verdict) {
   const outcome = `${verdict.outcome}${verdict.test ? ` (${verdict.test})` : ""}`;
-  const reason = verdict.reason.startsWith(verdict.outcome) ? verdict.reason : `${outcome}: ${verdict.reason}`;
+  const words = verdict.outcome.replace("-", " ");
+  const reason = verdict.reason.startsWith(words) ? verdict.reason : `${outcome}: ${verdict.reason}`;
   return `Judge: ${reason}.`;
 }
 
@@ -132,7 +133,11 @@ function routeRollout(frame, rollout, ctx) {
           ["errors", share(ev.errors.canaryErrors, ev.errors.canaryRequests, "errors"), share(ev.errors.baselineErrors, ev.errors.baselineRequests, "errors"), fmtEvidence(ev.errors.evidence)],
           ["latency", share(ev.latency.canarySlow, ev.latency.canaryRequests, `slower than ${seconds(ev.latency.slowAbove)}`), share(ev.latency.baselineSlow, ev.latency.baselineRequests, "slow"), fmtEvidence(ev.latency.evidence)],
         ]),
-        h("p", { class: "small muted" }, `This step: ${ev.stepRequests} of the ${ev.minRequests} requests the new version must answer before it can be called not worse.`),
+        h(
+          "p",
+          { class: "small muted" },
+          `This step: the new version answered ${ev.stepRequests} requests; it must answer ${ev.minRequests} before it can be called not worse.`,
+        ),
       ),
     ),
     commands("routes", rollout.route, rollout.phase, ["pause", "resume", "promote", "abort"], ctx),

@@ -6,9 +6,17 @@ import { h, percent, ratio, rate, seconds, NONE } from "./dom.js";
 import { sparkline } from "./charts.js";
 import { segment } from "./api.js";
 
-function poolsOf(route) {
+// The pools the split or the colours name, then those only a header/cookie rule or the
+// fallback reaches (their traffic shows in the series too).
+function splitPools(route) {
   if (route.mode === "blue-green") return route.pools || [];
   return Object.keys(route.weights || {});
+}
+
+function poolsOf(route) {
+  const listed = splitPools(route);
+  const extra = [...(route.rules || []).map((rule) => rule.pool), route.fallbackPool];
+  return [...new Set([...listed, ...extra.filter((pool) => pool && !listed.includes(pool))])];
 }
 
 function matchText(route) {
@@ -32,8 +40,9 @@ function poolRow(frame, route, pool) {
   const errors = series ? series.errorRate : [];
   const nowRps = rps && rps.length ? rps[rps.length - 1] : null;
   const errorShare = series && series.requests ? series.errors / series.requests : null;
-  const setCell =
-    route.mode === "blue-green"
+  const setCell = !splitPools(route).includes(pool)
+    ? h("td", { class: "muted" }, pool === route.fallbackPool ? "fallback" : "by rule only")
+    : route.mode === "blue-green"
       ? (() => {
           const role = roleOf(route, pool);
           return h("td", { class: `role role-${role.word}` }, `${role.mark} ${role.word}`);
@@ -94,7 +103,7 @@ function actions(frame, route, ctx) {
           title: `Set the weights of ${route.name}`,
           text: "Weights are proportions: 0 sends a pool nothing; they may not all be 0.",
           action: "Set weights",
-          fields: poolsOf(route).map((pool) => ({ name: pool, label: pool, value: route.weights[pool] })),
+          fields: splitPools(route).map((pool) => ({ name: pool, label: pool, value: route.weights[pool] })),
           method: "PUT",
           path: `${path}/weights`,
           body: (values) => ({ weights: values }),

@@ -13,12 +13,19 @@ module-scoped fixture with dashboard_support.running.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 
 import pytest
 from admin.admin_support import BackendLoop, shop_and_web
-from dashboard_support import CHROMIUM, NO_CHROMIUM, OPS, Console, Turnout, backends, running
+from dashboard_support import (
+    CHROMIUM,
+    NO_CHROMIUM,
+    Console,
+    Turnout,
+    backends,
+    running,
+    sign_in_early,
+)
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 _DIRECTORY = contextlib.ExitStack()
@@ -85,9 +92,7 @@ def fresh_page(browser: Browser, console: Console) -> Iterator[Page]:
 @pytest.fixture
 def page(browser: Browser, console: Console) -> Iterator[Page]:
     with _context(browser) as context:
-        # Runs before the page's own scripts, on every navigation of this context (outside the
-        # page, so the page's CSP does not apply to it).
-        context.add_init_script(f"sessionStorage.setItem('turnout.token', {json.dumps(OPS)})")
         page = context.new_page()
+        sign_in_early(page)
         console.watch(page)
         yield page

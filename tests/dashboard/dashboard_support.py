@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import shutil
 import threading
 import time
@@ -91,11 +92,13 @@ class Turnout:
 
 
 @contextlib.contextmanager
-def running(data: dict[str, Any], paths: tuple[str, ...] = ("/", "/shop")) -> Iterator[Turnout]:
+def running(
+    data: dict[str, Any], paths: tuple[str, ...] = ("/", "/shop"), per_second: float = 60.0
+) -> Iterator[Turnout]:
     """`turnout run` on `data` with TOKENS, under paced traffic over `paths`; its API is called
     with the `ops` token."""
     with proxy_process({**data, "admin": {"tokens": TOKENS}}) as proxy:
-        traffic = Traffic(proxy.port, paths)
+        traffic = Traffic(proxy.port, paths, per_second)
         with traffic.running():
             yield Turnout(proxy, api(proxy, OPS), traffic)
 
@@ -123,6 +126,13 @@ class Console:
     def _message(self, message: ConsoleMessage) -> None:
         if message.type == "error":
             self.errors.append(f"console error: {message.text} at {message.location}")
+
+
+def sign_in_early(page: Page, token: str = OPS) -> None:
+    """The tab already has its token (as once its operator gave it): set in sessionStorage
+    before the page's own scripts run, on every navigation (outside the page, so its CSP does
+    not apply)."""
+    page.context.add_init_script(f"sessionStorage.setItem('turnout.token', {json.dumps(token)})")
 
 
 def live(page: Page, timeout: float = 10.0) -> None:

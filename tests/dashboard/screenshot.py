@@ -4,8 +4,9 @@ Run by scripts/screenshot (not by the test suite). Everything is real, as in the
 `turnout run` with loopback backends, paced client traffic, a canary rollout started through the
 API, and Debian's chromium driven by Playwright. The scene: `web` rolling out from blue to
 canary in steps (the canary a little slower and a little more error-prone than blue, so the
-judge's evidence moves), `checkout` blue-green with green active, a blue backend ramping up
-after a drain (slow start), health probes every second.
+judge's evidence moves), `checkout` blue-green with green active, one blue backend drained,
+health probes every second. The page is open from the start, so its sparklines and the
+evidence chart hold the whole run.
 
     .venv/bin/python tests/dashboard/screenshot.py docs/dashboard.png
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -22,7 +22,14 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from admin.admin_support import BackendLoop  # noqa: E402
 from aiohttp import web  # noqa: E402
-from dashboard_support import CHROMIUM, NO_CHROMIUM, live, running, wait_for  # noqa: E402
+from dashboard_support import (  # noqa: E402
+    CHROMIUM,
+    NO_CHROMIUM,
+    live,
+    running,
+    sign_in_early,
+    wait_for,
+)
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from helpers import config  # noqa: E402
@@ -71,7 +78,6 @@ def scene(loop: BackendLoop) -> dict[str, object]:
         },
         health={"enabled": True, "path": "/healthz", "interval": 1.0},
     )
-    data["pools"]["blue"]["slow_start"] = 30.0  # type: ignore[index]
     return data
 
 
@@ -80,26 +86,27 @@ def main(out: Path) -> None:
         sys.exit(NO_CHROMIUM)
     loop = BackendLoop()
     try:
-        with running(scene(loop), paths=("/", "/checkout", "/", "/")) as turnout:
+        paths = ("/", "/checkout", "/", "/")
+        with running(scene(loop), paths, per_second=150) as turnout:
             call = turnout.api.call
-            call("POST", "/v1/routes/checkout/switch", {"to": "green"}).ok()
-            spec = {"canary": "canary", "steps": [5, 25, 50, 100], "stepTime": 12}
-            call("POST", "/v1/routes/web/rollout", {**spec, "judge": {"minRequests": 60}}).ok(201)
-            # A blue backend back from a drain, ramping up when the picture is taken.
-            call("PATCH", "/v1/pools/blue/backends/blue-2", {"adminState": "drain"}).ok()
-            wait_for(
-                lambda: call("GET", "/v1/routes/web/rollout").ok()["step"] >= 2,
-                timeout=60,
-                what="the rollout's third step",
-            )
-            call("PATCH", "/v1/pools/blue/backends/blue-2", {"adminState": "ready"}).ok()
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM)
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
+                sign_in_early(page)
                 page.goto(turnout.url)
                 live(page)
-                # Let the page draw a few frames so every figure is a fresh one.
-                time.sleep(3)
+                call("POST", "/v1/routes/checkout/switch", {"to": "green"}).ok()
+                call("PATCH", "/v1/pools/blue/backends/blue-2", {"adminState": "drain"}).ok()
+                spec = {"canary": "canary", "steps": [5, 25, 50, 100], "stepTime": 10}
+                judge = {"minRequests": 40}
+                call("POST", "/v1/routes/web/rollout", {**spec, "judge": judge}).ok(201)
+                wait_for(
+                    lambda: call("GET", "/v1/routes/web/rollout").ok()["step"] >= 2,
+                    timeout=90,
+                    what="the rollout's third step",
+                )
+                # A few more frames, so the third step has figures of its own.
+                page.wait_for_timeout(4000)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(out), full_page=True)
                 browser.close()

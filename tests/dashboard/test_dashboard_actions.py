@@ -92,7 +92,7 @@ def test_drain_and_enable_a_backend(page: Page, shop: Turnout) -> None:
         return str(backend["adminState"])
 
     wait_for(lambda: state() == "drain", what="green-1 draining")
-    expect(row.locator(".admin-state")).to_contain_text("⏸ drain")
+    expect(row.locator(".admin-state")).to_contain_text("‖ drain")
     row.get_by_role("button", name="Enable green-1").click()
     confirm(page, "Enable")
     wait_for(lambda: state() == "ready", what="green-1 ready")

@@ -59,7 +59,7 @@ def test_pause_resume_and_abort_from_the_page(page: Page, canary: Canary) -> Non
     expect(card.locator(".step-current")).to_contain_text("20 %")
     command(page, "Pause")
     wait_for(lambda: rollout(turnout)["phase"] == "paused", what="paused")
-    expect(card).to_contain_text("⏸ paused")
+    expect(card).to_contain_text("‖ paused")
     command(page, "Resume")
     wait_for(lambda: rollout(turnout)["phase"] == "progressing", what="progressing again")
     # The next click names the revision on screen: wait for the frame that shows the resume
