@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from dashboard_support import OPS, Console, Turnout, frames_after, live
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from helpers import TURNOUT
 
@@ -26,11 +26,35 @@ def test_the_page_loads_with_no_console_errors(page: Page, console: Console, sho
     assert console.errors == []
 
 
-def test_the_page_is_served_at_ui_too(page: Page, console: Console, shop: Turnout) -> None:
+def test_a_csp_violation_would_be_caught(page: Page, console: Console, shop: Turnout) -> None:
+    # The control for the test above: an inline style, which the policy forbids, is reported.
     page.goto(shop.proxy.admin_url + "/ui/")
     live(page)
-    expect(page.get_by_role("heading", name="Routes", exact=True)).to_be_visible()
     assert console.errors == []
+    page.evaluate("document.body.setAttribute('style', 'color: red')")
+    # Console messages arrive from the browser asynchronously: wait for one, with a deadline.
+    deadline = time.monotonic() + 5
+    while not any("Content Security Policy" in error for error in console.errors):
+        assert time.monotonic() < deadline, console.errors
+        page.wait_for_timeout(20)
+
+
+def test_a_failed_stream_is_retried(page: Page, shop: Turnout) -> None:
+    answers: list[int] = []
+
+    def first_fails(route: Route) -> None:
+        answers.append(503 if not answers else 0)
+        if answers[-1] == 503:
+            route.fulfill(status=503, body="")
+        else:
+            route.continue_()
+
+    page.route("**/v1/events/stream", first_fails)
+    page.goto(shop.url)
+    waiting = "Disconnected (the stream answered 503); retrying in 2 s"
+    expect(page.locator("#connection")).to_contain_text(waiting)
+    live(page)
+    assert answers[:2] == [503, 0], answers
 
 
 def test_it_shows_every_route_with_its_split_and_colours(page: Page, shop: Turnout) -> None:
