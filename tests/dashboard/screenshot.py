@@ -17,6 +17,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
@@ -59,7 +60,7 @@ def scene(loop: BackendLoop) -> dict[str, object]:
     for pool, delay, fail_every, count in (
         ("blue", 0.003, 400, 2),
         ("green", 0.003, 500, 2),
-        ("canary", 0.005, 150, 1),
+        ("canary", 0.004, 250, 1),
     ):
         urls[pool] = [
             loop.start(f"{pool}-{i + 1}", behaving(pool, delay, fail_every)).url
@@ -81,6 +82,12 @@ def scene(loop: BackendLoop) -> dict[str, object]:
     return data
 
 
+def third_step(rollout: dict[str, Any]) -> bool:
+    if rollout["phase"] != "progressing":
+        sys.exit(f"the rollout stopped before its third step: {rollout['reason']}")
+    return bool(rollout["step"] >= 2)
+
+
 def main(out: Path) -> None:
     if CHROMIUM is None:
         sys.exit(NO_CHROMIUM)
@@ -100,11 +107,7 @@ def main(out: Path) -> None:
                 spec = {"canary": "canary", "steps": [5, 25, 50, 100], "stepTime": 10}
                 judge = {"minRequests": 40}
                 call("POST", "/v1/routes/web/rollout", {**spec, "judge": judge}).ok(201)
-                wait_for(
-                    lambda: call("GET", "/v1/routes/web/rollout").ok()["step"] >= 2,
-                    timeout=90,
-                    what="the rollout's third step",
-                )
+                wait_for(lambda: third_step(call("GET", "/v1/routes/web/rollout").ok()), 90)
                 # A few more frames, so the third step has figures of its own.
                 page.wait_for_timeout(4000)
                 out.parent.mkdir(parents=True, exist_ok=True)
