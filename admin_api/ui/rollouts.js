@@ -173,7 +173,7 @@ function poolRollout(frame, rollout, ctx) {
       "div",
       { class: "evidence" },
       evidenceChart(series, ev.threshold),
-      counts([["errors", share(ev.newErrors, ev.newRequests, "errors"), share(ev.oldErrors, ev.oldRequests, "errors"), fmtEvidence(ev.evidence)]]),
+      h("div", {}, counts([["errors", share(ev.newErrors, ev.newRequests, "errors"), share(ev.oldErrors, ev.oldRequests, "errors"), fmtEvidence(ev.evidence)]])),
     ),
     hook
       ? h(
