@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from proxy.control.rolling.model import PoolRollout
 from proxy.control.rollout.model import Rollout
 from router import Spec
 
@@ -62,6 +63,8 @@ class SavedState:
     history: tuple[Change, ...]
     rollouts: tuple[Rollout, ...] = ()
     """Every route's rollout, running or finished (a file from before rollouts has none)."""
+    pool_rollouts: tuple[PoolRollout, ...] = ()
+    """Every pool's rollout, running or finished."""
 
 
 _SAVED = TypeAdapter(SavedState)

@@ -35,6 +35,8 @@ import orjson
 
 from proxy.config import ConfigError, Settings, load_config
 from proxy.control.history import route_at, spec_diff
+from proxy.control.rolling.controller import PoolRolloutController
+from proxy.control.rolling.model import PoolRollout
 from proxy.control.rollout.controller import RolloutController
 from proxy.control.rollout.model import Rollout
 from proxy.health import HealthChecker
@@ -82,6 +84,8 @@ class Next:
     file_spec: Spec | None = None
     rollouts: Mapping[str, Rollout] | None = None
     """Every route's rollout after the step (None: unchanged)."""
+    pool_rollouts: Mapping[str, PoolRollout] | None = None
+    """Every pool's rollout after the step (None: unchanged)."""
     record: tuple[dict[str, Any], dict[str, Any]] | None = None
     """The history's before/after, when the step knows it better than a spec diff."""
 
@@ -122,11 +126,14 @@ class ControlPlane:
         self.history: list[Change] = []
         self.rollouts: Mapping[str, Rollout] = {}
         """Every route's rollout (running or finished), changed only through _commit."""
+        self.pool_rollouts: Mapping[str, PoolRollout] = {}
+        """Every pool's rollout (running or finished), changed only through _commit."""
         self.listeners: list[Listener] = []
         self.file_spec = snapshot.spec
         self.snapshot = self._with_health(self._restore(snapshot), settings)
         self._sampler: asyncio.Task[None] | None = None
         self.rollout = RolloutController(self)
+        self.rolling = PoolRolloutController(self)
 
     def _current(self) -> tuple[Snapshot, Settings]:
         return self.snapshot, self.settings
@@ -148,6 +155,7 @@ class ControlPlane:
             return file_snapshot
         self.history = list(saved.history)
         self.rollouts = {rollout.route: rollout for rollout in saved.rollouts}
+        self.pool_rollouts = {rollout.pool: rollout for rollout in saved.pool_rollouts}
         spec = carry_runtime(saved.file_spec, file_snapshot.spec, saved.spec)
         if spec == saved.spec:
             revision = saved.revision
@@ -179,6 +187,7 @@ class ControlPlane:
         self._sampler = asyncio.create_task(self._sample_forever())
         self.health.reconcile(self.snapshot.spec, self.settings)
         self.rollout.start()
+        self.rolling.start()
 
     async def _sample_forever(self) -> None:
         while True:
@@ -257,10 +266,12 @@ class ControlPlane:
             settings = proposed.settings if proposed.settings is not None else previous
             snapshot = self._with_health(proposed.snapshot, settings)
             rollouts = proposed.rollouts if proposed.rollouts is not None else self.rollouts
+            pool_rollouts = proposed.pool_rollouts
             if (
                 _same_state(snapshot, current)
                 and settings == previous
                 and rollouts == self.rollouts
+                and pool_rollouts in (None, self.pool_rollouts)
             ):
                 # Nothing changed: no new revision (it would make every other client's
                 # If-Match stale), nothing to publish or record. A reload's file may still
@@ -280,6 +291,8 @@ class ControlPlane:
                 raise
             self.snapshot = snapshot
             self.rollouts = rollouts
+            if pool_rollouts is not None:
+                self.pool_rollouts = pool_rollouts
             if proposed.file_spec is not None:
                 self.file_spec = proposed.file_spec
             if proposed.record is not None:
@@ -419,6 +432,7 @@ class ControlPlane:
                     self.snapshot.spec,
                     tuple(self.history),
                     tuple(self.rollouts[route] for route in sorted(self.rollouts)),
+                    tuple(self.pool_rollouts[pool] for pool in sorted(self.pool_rollouts)),
                 )
             )
         except OSError as error:
@@ -435,6 +449,7 @@ class ControlPlane:
         self.phase = "draining"
         await self.health.stop()
         await self.rollout.stop()
+        await self.rolling.stop()
         if self._sampler is not None:
             self._sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):

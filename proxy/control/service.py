@@ -26,6 +26,7 @@ from collections.abc import Callable, Collection, Mapping
 
 from proxy.config import BackendConfig, ConfigError
 from proxy.control.errors import InvalidConfig, RevisionUnavailable
+from proxy.control.pool_rollouts import PoolRolloutCommands
 from proxy.control.queries import Queries
 from proxy.control.rollouts import RolloutCommands
 from proxy.control.values import BackendState, PoolState, RouteState
@@ -51,7 +52,7 @@ IfMatch = Collection[int] | None
 """The revisions a write may apply to; None: any (no precondition)."""
 
 
-class ControlService(Queries, RolloutCommands):
+class ControlService(Queries, RolloutCommands, PoolRolloutCommands):
     """The control plane's commands, and its queries (proxy.control.queries). Cheap to make:
     it holds only the plane."""
 
