@@ -66,9 +66,8 @@ async def list_rollouts(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     routes = service.rollouts()
     pools = service.pool_rollouts()
-    # Every state carries the instance's revision; with no rollout at all, ask for it.
-    found = [state.revision for state in (*routes, *pools)]
-    revision = found[0] if found else service.revision()
+    # Read together, with no await between: every state carries this same revision.
+    revision = service.revision()
     view = pm.RolloutList(
         revision=revision,
         rollouts=[rollout_view(state) for state in routes],
