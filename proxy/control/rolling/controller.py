@@ -231,11 +231,11 @@ class PoolRolloutController:
             existing = plane.pool_rollouts.get(pool)
             if existing != expected:
                 raise Stale(pool)
-            changed = _applied(current, pool, action)
+            changed = apply_action(current, pool, action)
             if changed.revision == current.revision:
                 changed = rebuild(current, current.spec, current.health)
             rollout = replace(step.rollout, revision=changed.revision)
-            record = (_summary(existing), _summary(rollout))
+            record = (_summary(existing, current), _summary(rollout, changed))
             everything = {**plane.pool_rollouts, pool: rollout}
             return Next(changed, pool_rollouts=everything, record=record)
 
@@ -281,7 +281,7 @@ class PoolRolloutController:
         if action.states or action.add or action.remove:
             try:
                 await self.plane.apply(
-                    lambda current: _applied(current, rollout.pool, action),
+                    lambda current: apply_action(current, rollout.pool, action),
                     actor=ACTOR,
                     action="rollout-resumed",
                     target=f"pool/{rollout.pool}",
@@ -392,7 +392,7 @@ class PoolRolloutController:
         task.add_done_callback(self._background.discard)
 
 
-def _applied(current: Snapshot, pool: str, action: Action) -> Snapshot:
+def apply_action(current: Snapshot, pool: str, action: Action) -> Snapshot:
     """`current` with the action's backends added (in maint), admin states set and backends
     removed, in one rebuild. Idempotent: a backend already added is left, one already gone is
     not removed again (a restarted rollout performs its stage's action again)."""
@@ -425,13 +425,16 @@ def _gone(rollout: PoolRollout, now: float, why: str) -> Step:
     return Step(done, "aborted")
 
 
-def _summary(rollout: PoolRollout | None) -> dict[str, Any]:
-    """The history's view of a pool rollout transition."""
+def _summary(rollout: PoolRollout | None, snapshot: Snapshot) -> dict[str, Any]:
+    """The history's view of a pool rollout transition: phase, stage, batch, reason and the
+    pool's backends' admin states."""
     if rollout is None:
         return {"rollout": None}
+    pool = snapshot.spec.pool(rollout.pool)
     return {
         "phase": rollout.phase,
         "stage": rollout.stage,
         "batch": rollout.batch + 1,
         "reason": rollout.reason,
+        "backends": {b.name: b.admin_state for b in pool.backends} if pool else {},
     }
