@@ -12,7 +12,7 @@ without new backends once the defaults are applied) is the service's to refuse.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -47,6 +47,10 @@ HookActionName = Literal["replace", "revert"]
 
 URL_PATTERN = r"^https?://\S+$"
 
+# The bounds keep a body that breaks one of them under the 64 KiB every body is held to
+# (admin_api.app.MAX_BODY): it is refused 422 naming its field, not 413 for its size.
+Argument = Annotated[str, Field(max_length=900)]
+
 # Parts of requests
 
 
@@ -54,8 +58,8 @@ class HookRequest(Request):
     """In place: what replaces each backend, a command (argv, run without a shell) or a
     webhook URL. Giving either replaces the default hook; giving only `timeout` keeps it."""
 
-    command: list[str] | None = Field(
-        None, min_length=1, max_length=256, examples=[["./deploy.sh", "--quiet"]]
+    command: list[Argument] | None = Field(
+        None, min_length=1, max_length=64, examples=[["./deploy.sh", "--quiet"]]
     )
     url: str | None = Field(None, pattern=URL_PATTERN, max_length=2048)
     timeout: Seconds | None = None
@@ -71,8 +75,8 @@ class HookRequest(Request):
 class NewBackendRequest(Request):
     """Surge: one backend of the new version, added to the pool in maint."""
 
-    name: str = Field(min_length=1, max_length=128, examples=["blue-new-1"])
-    url: str = Field(pattern=URL_PATTERN, max_length=2048, examples=["http://10.0.0.8:8080"])
+    name: str = Field(min_length=1, max_length=63, examples=["blue-new-1"])
+    url: str = Field(pattern=URL_PATTERN, max_length=500, examples=["http://10.0.0.8:8080"])
 
 
 # Requests
@@ -89,13 +93,13 @@ class PoolRolloutStart(Request):
     healthy_deadline: Seconds | None = None
     min_healthy_time: Seconds | None = None
     """How long each batch is held, healthy and judged, before the next."""
-    keep_old: Seconds | None = None
+    keep_old: Annotated[float, Field(ge=0, le=86_400)] | None = None
     """Surge: how long the old backends are kept after the last batch (rollback is one write
-    until then)."""
+    until then); 0 removes them at once."""
     auto_revert: bool | None = None
     """In place: a failure reverts every replaced backend, newest first."""
     hook: HookRequest | None = None
-    new_backends: list[NewBackendRequest] | None = Field(None, min_length=1, max_length=1000)
+    new_backends: list[NewBackendRequest] | None = Field(None, min_length=1, max_length=100)
     judge: JudgeRequest | None = None
     webhook: str | None = Field(None, pattern=URL_PATTERN, max_length=2048)
     """Receives a JSON POST on every phase change."""

@@ -61,6 +61,10 @@ def spec_from(defaults: RollSpec, start: m.PoolRolloutStart) -> RollSpec:
         if value is not None:
             given[name] = value
     hook = start.hook
+    if start.mode == "surge" and (hook is None or (hook.command is None and hook.url is None)):
+        # The pool's default hook is for rolling it in place; a surge runs none (and the
+        # service refuses one), so asking for a surge sets it aside.
+        given["hook_command"], given["hook_url"] = (), None
     if hook is not None:
         # A command or a URL replaces the default hook whole: a default command must not
         # linger beside a URL given now (the service would refuse the pair).

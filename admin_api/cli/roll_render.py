@@ -31,30 +31,39 @@ def batch_text(view: JSON) -> str:
 
 def batch_lines(view: JSON) -> list[str]:
     """One line per batch: its backends (surge: old -> new) and what became of them."""
-    batches = _list(view.get("batches"))
     new = _list(view.get("newBatches"))
-    replaced = set(_list(view.get("replaced")))
-    reverting = set(_list(view.get("reverting")))
-    current = view.get("batch")
-    surge = view.get("mode") == "surge"
-    final = view.get("phase") in ("promoted", "aborted")
     lines = []
-    for number, group in enumerate(batches, start=1):
+    for number, group in enumerate(_list(view.get("batches")), start=1):
         names = [str(name) for name in _list(group)]
         shown = ", ".join(names) or "-"
-        if surge and number <= len(new):
+        if view.get("mode") == "surge" and number <= len(new):
             shown += " -> " + (", ".join(str(name) for name in _list(new[number - 1])) or "-")
-        if any(name in reverting for name in names):
-            state = "reverting"
-        elif names and all(name in replaced for name in names):
-            state = "moved" if surge else "replaced"
-        elif number == current and not final and view.get("stage") != "gating":
-            state = f"{view.get('stage')} (now)"
-        else:
-            state = "not yet"
-        label = f"batch {number}".ljust(9)
-        lines.append(f"  {label} {shown}: {state}")
+        lines.append(f"  {f'batch {number}':<9} {shown}: {batch_state(view, number, names)}")
     return lines
+
+
+def batch_state(view: JSON, number: int, names: list[str]) -> str:
+    """What became of one batch, in words."""
+    reverting = [str(name) for name in _list(view.get("reverting"))]
+    surge = view.get("mode") == "surge"
+    current = view.get("batch")
+    at = isinstance(current, int) and number <= current
+    if set(names) & set(reverting):
+        return "reverting now" if reverting[0] in names else "to revert"
+    if surge and view.get("phase") == "aborted" and at:
+        return "rolled back"
+    replaced = {str(name) for name in _list(view.get("replaced"))}
+    done = bool(names) and all(name in replaced for name in names)
+    word = "moved" if surge else "replaced"
+    stage = view.get("stage")
+    final = view.get("phase") in ("promoted", "aborted")
+    if number == current and not final and not reverting and stage != "gating":
+        return f"{word}, {stage} now" if done else f"{stage} now"
+    if done:
+        return word
+    if view.get("cause") and at:
+        return "old version"  # reverted, or stopped before its hook ran
+    return "not yet"
 
 
 def hook_lines(view: JSON, shown: int = HOOKS_SHOWN) -> list[str]:
