@@ -231,8 +231,8 @@ def _either(
             return True, pool()
         except AdminError as error:
             if error.status == 404 and error.type == UNKNOWN_POOL:
-                refused.detail = f"no route or pool named {args.route!r}"
-                raise refused from None
+                detail = f"no route or pool named {args.route!r}"
+                raise AdminError(404, refused.title, detail, refused.type) from None
             raise
 
 
