@@ -52,7 +52,9 @@ class InstanceCollector(Collector):
         yield from self._routes(state)
         yield from self._workers(state)
         yield from rollout_families(self.service.rollouts(), self.service.rollout_aborts())
-        yield from pool_rollout_families(self.service.pool_rollouts())
+        yield from pool_rollout_families(
+            self.service.pool_rollouts(), self.service.pool_rollout_aborts()
+        )
         yield self._build_info()
 
     def _requests(self, state: InstanceState) -> Iterator[Metric]:

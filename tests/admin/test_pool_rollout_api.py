@@ -188,6 +188,8 @@ def test_a_failing_hook_stops_the_rollout_and_shows_its_output(admin: Api) -> No
     assert 'turnout_pool_rollout_phase{phase="aborted",pool="gold"} 1.0' in text
     assert 'turnout_pool_rollout_phase{phase="progressing",pool="gold"} 0.0' in text
     assert 'turnout_pool_rollout_batch{pool="gold"} 1.0' in text
+    assert 'turnout_pool_rollout_aborts_total{pool="gold",reason="hook"} 1.0' in text
+    assert 'turnout_pool_rollout_aborts_total{pool="gold",reason="manual"} 0.0' in text
 
 
 def test_commands_on_a_running_rollout(admin: Api) -> None:
