@@ -1,14 +1,16 @@
-"""[routes.NAME.rollout]: a route's rollout defaults, over the built-in ones of RolloutSpec.
+"""[routes.NAME.rollout] and [pools.NAME.rollout]: rollout defaults, over the built-in ones.
 
-Every option is optional: one the section leaves out keeps the spec's value, and
-[routes.NAME.rollout.judge] is merged option by option too (proxy.control.rollout.defaults puts
-them over a spec). What a start must say (the strategy, the canary pool or the colour) is not
-here: it comes from the start or the route. Values are checked as every section's are, naming
-the field; whether the spec fits the route (the canary pool exists, the colour is not active) is
-for the start, when the route is known.
+[routes.NAME.rollout] holds a route's (RolloutSpec's), [pools.NAME.rollout] a pool's rolling
+replacement's (RollSpec's). Every option is optional: one the section leaves out keeps the spec's
+value, and the judge's table is merged option by option too (proxy.control.rollout.defaults and
+proxy.control.rolling.defaults put them over a spec). What a start must say (the strategy, the
+canary pool or the colour; a pool rollout's mode and new backends) is not here: it comes from the
+start or the route. Values are checked as every section's are, naming the field; whether the
+spec fits the route or the pool (the canary pool exists, the pool runs active checks) is for the
+start, when they are known.
 
 This module imports nothing of proxy.control (whose package imports the configuration): the
-built-in defaults it checks against are restated here, and a test holds them to RolloutSpec's.
+built-in defaults it checks against are restated here, and a test holds them to the specs'.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from proxy.config_types import Seconds, Section
+from proxy.config_types import MAX_SECONDS, Seconds, Section
 
 Percent = Annotated[int, Field(ge=1, le=100)]
 
@@ -90,19 +92,7 @@ class RolloutConfig(Section):
     @field_validator("webhook")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        # The messages never repeat the URL: its userinfo or query may be a secret.
-        if value is None:
-            return value
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError("must be an http:// or https:// URL")
-        if not parts.hostname:
-            raise ValueError("must name a host")
-        try:
-            _ = parts.port
-        except ValueError:
-            raise ValueError("has an invalid port") from None
-        return value
+        return value if value is None else http_url(value)
 
     @model_validator(mode="after")
     def _step_time_within_max(self) -> RolloutConfig:
@@ -115,3 +105,59 @@ class RolloutConfig(Section):
                 + ("" if self.max_step_time and self.step_time else "; one of them is the default")
             )
         return self
+
+
+class PoolRolloutConfig(Section):
+    """[pools.NAME.rollout]: defaults of the pool's rolling replacements (RollSpec's fields;
+    `hook` is its hook_command)."""
+
+    batch: Annotated[int, Field(ge=1)] | None = None
+    drain_timeout: Seconds | None = None
+    healthy_deadline: Seconds | None = None
+    min_healthy_time: Seconds | None = None
+    keep_old: Annotated[float, Field(ge=0, le=MAX_SECONDS)] | None = None
+    """Surge; 0 removes the old backends as soon as the last batch has been held."""
+    auto_revert: bool | None = None
+    hook: Annotated[list[str], Field(min_length=1)] | None = None
+    """In place: the replace hook's argv, run without a shell."""
+    hook_url: str | None = None
+    """In place: or a webhook receiving the same as JSON."""
+    hook_timeout: Seconds | None = None
+    judge: JudgeConfig | None = None
+    webhook: str | None = None
+
+    @field_validator("hook")
+    @classmethod
+    def _argv(cls, value: list[str] | None) -> list[str] | None:
+        # The rules of proxy.control.rolling.hooks.hook_problems, which a start applies too.
+        if value is not None and not value[0]:
+            raise ValueError("the program (the first item) must not be empty")
+        if value is not None and any("\0" in argument for argument in value):
+            raise ValueError("an argument must not contain a NUL character")
+        return value
+
+    @field_validator("hook_url", "webhook")
+    @classmethod
+    def _http_urls(cls, value: str | None) -> str | None:
+        return value if value is None else http_url(value)
+
+    @model_validator(mode="after")
+    def _one_hook(self) -> PoolRolloutConfig:
+        if self.hook is not None and self.hook_url is not None:
+            raise ValueError("give hook or hook_url, not both")
+        return self
+
+
+def http_url(value: str) -> str:
+    """`value` if it is an http:// or https:// URL with a host, else ValueError."""
+    # The messages never repeat the URL: its userinfo or query may be a secret.
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must be an http:// or https:// URL")
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return value

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from proxy.config_rollout import RolloutConfig
+from proxy.config_rollout import PoolRolloutConfig, RolloutConfig
 from proxy.config_types import Seconds
 from proxy.config_types import Section as _Section
 from router import AdminState, BackendSpec, Failover, MatchKind, Mode
@@ -312,6 +312,9 @@ class PoolConfig(_Section):
     """Overrides of [health] for this pool."""
     outlier: dict[str, Any] = Field(default_factory=dict)
     """Overrides of [outlier] for this pool."""
+    rollout: PoolRolloutConfig | None = None
+    """Defaults of this pool's rolling replacements ([pools.NAME.rollout]); a start may
+    override each."""
 
     # Checked against the defaults: no option of either section depends on another, so an
     # override valid here is valid over any valid [health] or [outlier]. A nested model's

@@ -10,7 +10,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Seconds = Annotated[float, Field(gt=0, le=86_400)]
+MAX_SECONDS = 86_400.0
+"""The longest duration any option takes: a day."""
+
+Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS)]
 
 
 class Section(BaseModel):

@@ -98,7 +98,7 @@ def _compile_pools(
     for pool_spec in spec.pools:
         where = f"pools.{pool_spec.name}"
         if not NAME.fullmatch(pool_spec.name):
-            problems.append(Problem(where, _bad_name(pool_spec.name)))
+            problems.append(Problem(where, bad_name(pool_spec.name)))
         if pool_spec.name in pools:
             problems.append(Problem(where, "defined twice"))
         pools[pool_spec.name] = _compile_pool(pool_spec, health, readmitted, problems)
@@ -116,7 +116,7 @@ def _compile_pool(
     for index, spec in enumerate(pool_spec.backends):
         where = f"pools.{pool_spec.name}.backends[{index}]"
         if not NAME.fullmatch(spec.name):
-            problems.append(Problem(f"{where}.name", _bad_name(spec.name)))
+            problems.append(Problem(f"{where}.name", bad_name(spec.name)))
         if spec.name in seen:
             problems.append(Problem(f"{where}.name", f"backend {spec.name!r} defined twice"))
         seen.add(spec.name)
@@ -186,7 +186,7 @@ def _compile_route(spec: RouteSpec, pools: Mapping[str, Pool], problems: list[Pr
     where = f"routes.{spec.name}"
     start = len(problems)
     if not NAME.fullmatch(spec.name):
-        problems.append(Problem(where, _bad_name(spec.name)))
+        problems.append(Problem(where, bad_name(spec.name)))
 
     def pool_ref(name: str | None, field: str) -> Pool | None:
         if name is None:
@@ -318,7 +318,7 @@ def _compile_rule(
 ) -> HeaderRule | None:
     start = len(problems)
     if not NAME.fullmatch(spec.name):
-        problems.append(Problem(f"{where}.name", _bad_name(spec.name)))
+        problems.append(Problem(f"{where}.name", bad_name(spec.name)))
     if not TOKEN.fullmatch(spec.header):
         problems.append(Problem(f"{where}.header", f"{spec.header!r} is not a header name"))
     pattern: re.Pattern[str] | None = None
@@ -368,7 +368,8 @@ def _compile_sticky(sticky: StickySpec, where: str, problems: list[Problem]) -> 
     return "".join(parts)
 
 
-def _bad_name(name: str) -> str:
+def bad_name(name: str) -> str:
+    """Why `name` is refused by NAME (a pool rollout's new backends are named the same way)."""
     return f"{name!r} is not a valid name (lower-case letters, digits, '-' and '_', 1-63 chars)"
 
 

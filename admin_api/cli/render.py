@@ -252,6 +252,13 @@ def _rollout_change(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         parts.append(f"{_split(old.get('weights'))} -> {_split(new.get('weights'))}")
     if old.get("active") != new.get("active"):
         parts.append(f"active {old.get('active')} -> {new.get('active')}")
+    # A pool rollout's entry keeps its stage and the pool's admin states {backend: state}.
+    if "stage" in new and old.get("stage") != new.get("stage"):
+        parts.append(f"{old.get('stage') or '-'} -> {new.get('stage')}")
+    before, after = _mapping(old.get("backends")), _mapping(new.get("backends"))
+    for name in dict.fromkeys([*before, *after]):
+        if before.get(name) != after.get(name):
+            parts.append(f"{name} {before.get(name) or 'added'} -> {after.get(name) or 'removed'}")
     return parts
 
 

@@ -18,6 +18,8 @@ from proxy.control.rolling import plan, validate
 from proxy.control.rolling.defaults import apply_pool_defaults, pool_rollout_config
 from proxy.control.rolling.model import PoolRollout, RollSpec
 from proxy.control.rolling.status import PoolRolloutState
+from router import SpecError
+from router.build import Problem
 from router.preconditions import require_revision
 
 if TYPE_CHECKING:
@@ -57,6 +59,18 @@ class PoolRolloutCommands:
         pool_spec = plane.snapshot.spec.pool(pool)
         assert pool_spec is not None
         validate.check(spec, pool_spec, checked=plane.settings.pool_health(pool).enabled)
+        if spec.mode == "in-place" and spec.batch >= len(pool_spec.backends):
+            # Every backend drained at once is an outage, the one thing this exists to avoid.
+            count = len(pool_spec.backends)
+            raise SpecError(
+                [
+                    Problem(
+                        "batch",
+                        f"in place, a batch of {spec.batch} would drain all of pool {pool!r}'s "
+                        f"{count} backend(s) at once: use a smaller batch, or surge",
+                    )
+                ]
+            )
         existing = plane.pool_rollouts.get(pool)
         if existing is not None and not existing.final:
             raise RolloutConflict(

@@ -66,6 +66,11 @@ class RolloutCommands:
         route_spec = plane.snapshot.spec.route(route)
         assert route_spec is not None
         baseline, new = validate.check(spec, route_spec)
+        rolling = [p for p in (baseline, new) if _rolling(plane, p)]
+        if rolling:
+            raise RolloutConflict(
+                route, f"pool {rolling[0]!r} has a pool rollout running: let it end or abort it"
+            )
         existing = plane.rollouts.get(route)
         if existing is not None and not existing.final:
             raise RolloutConflict(
@@ -165,6 +170,11 @@ class RolloutCommands:
                 route, f"cannot {command}: the rollout of route {route!r} is {rollout.phase}"
             )
         return rollout
+
+
+def _rolling(plane: ControlPlane, pool: str) -> bool:
+    rollout = plane.pool_rollouts.get(pool)
+    return rollout is not None and not rollout.final
 
 
 def _configured(plane: ControlPlane, route: str, base: RolloutSpec) -> RolloutSpec:

@@ -59,6 +59,16 @@ POOL = {"backends": [{"name": "blue-1", "admin_state": "ready", "weight": 1}]}
             {"phase": "aborted", "active": "blue"},
             "progressing -> aborted; active green -> blue",
         ),
+        (
+            {"phase": "progressing", "stage": "holding", "backends": {"b-1": "ready"}},
+            {"phase": "progressing", "stage": "draining", "backends": {"b-1": "drain"}},
+            "holding -> draining; b-1 ready -> drain",
+        ),
+        (
+            {"phase": "progressing", "stage": "keeping-old", "backends": {"old": "maint"}},
+            {"phase": "promoted", "stage": "keeping-old", "backends": {"new": "ready"}},
+            "progressing -> promoted; old maint -> removed; new added -> ready",
+        ),
     ],
     ids=[
         "route added",
@@ -73,6 +83,8 @@ POOL = {"backends": [{"name": "blue-1", "admin_state": "ready", "weight": 1}]}
         "a rollout starts",
         "a rollout aborts",
         "a blue-green rollout switches back",
+        "a pool rollout drains its next batch",
+        "a surge ends: the old backends removed",
     ],
 )
 def test_change_text(before: Any, after: Any, text: str) -> None:

@@ -235,7 +235,7 @@ class PoolRolloutController:
             if changed.revision == current.revision:
                 changed = rebuild(current, current.spec, current.health)
             rollout = replace(step.rollout, revision=changed.revision)
-            record = (_summary(existing), _summary(rollout))
+            record = (_summary(existing, current), _summary(rollout, changed))
             everything = {**plane.pool_rollouts, pool: rollout}
             return Next(changed, pool_rollouts=everything, record=record)
 
@@ -425,13 +425,16 @@ def _gone(rollout: PoolRollout, now: float, why: str) -> Step:
     return Step(done, "aborted")
 
 
-def _summary(rollout: PoolRollout | None) -> dict[str, Any]:
-    """The history's view of a pool rollout transition."""
+def _summary(rollout: PoolRollout | None, snapshot: Snapshot) -> dict[str, Any]:
+    """The history's view of a pool rollout transition: phase, stage, batch, reason and the
+    pool's backends' admin states."""
     if rollout is None:
         return {"rollout": None}
+    pool = snapshot.spec.pool(rollout.pool)
     return {
         "phase": rollout.phase,
         "stage": rollout.stage,
         "batch": rollout.batch + 1,
         "reason": rollout.reason,
+        "backends": {b.name: b.admin_state for b in pool.backends} if pool else {},
     }

@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+import proxy.control.rollout.judge as judge
 from proxy.control.rolling.model import HookResult, PoolRollout
-from proxy.control.rollout import judge
 from proxy.control.rollout.judge import Test, Verdict
 
 Counts = tuple[int, int]

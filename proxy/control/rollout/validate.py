@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from urllib.parse import urlsplit
 
-from proxy.control.rollout.model import RolloutSpec
+from pydantic.alias_generators import to_camel
+
+from proxy.control.rollout.model import JudgeSettings, RolloutSpec
 from router import RouteSpec, SpecError
 from router.build import Problem
 
@@ -52,18 +55,8 @@ def check(spec: RolloutSpec, route: RouteSpec) -> tuple[str, str]:
     for name in ("step_time", "max_step_time", "no_eligible_timeout", "watch"):
         if not getattr(spec, name) > 0:
             problems.append(Problem(name, "must be greater than 0"))
-    judge = spec.judge
-    if not 0 < judge.alpha <= 0.5:
-        problems.append(Problem("judge.alpha", "must be in (0, 0.5]"))
-    if judge.tolerance < 1:
-        problems.append(Problem("judge.tolerance", "must be at least 1"))
-    if judge.latency_tolerance < 1:
-        problems.append(Problem("judge.latency_tolerance", "must be at least 1"))
-    if not 0 < judge.latency_quantile < 1:
-        problems.append(Problem("judge.latency_quantile", "must be in (0, 1)"))
-    if judge.min_requests < 1:
-        problems.append(Problem("judge.min_requests", "must be at least 1"))
-    if spec.webhook is not None and not _http_url(spec.webhook):
+    problems += judge_problems(spec.judge)
+    if spec.webhook is not None and not http_url(spec.webhook):
         problems.append(Problem("webhook", "must be an http or https URL"))
     for index, precheck in enumerate(spec.prechecks):
         if not precheck.path.startswith("/"):
@@ -73,7 +66,31 @@ def check(spec: RolloutSpec, route: RouteSpec) -> tuple[str, str]:
     return baseline, new
 
 
-def _http_url(text: str) -> bool:
+def judge_problems(judge: JudgeSettings, *, camel: bool = False) -> list[Problem]:
+    """What is wrong with the judge's settings, under `judge.<field>`: the route rollouts'
+    field names are the model's (`judge.min_requests`), the pool rollouts' the API's
+    (`camel`: `judge.minRequests`)."""
+    problems: list[Problem] = []
+
+    def problem(name: str, message: str) -> None:
+        problems.append(Problem(f"judge.{to_camel(name) if camel else name}", message))
+
+    # Written so that NaN fails each check (every comparison with NaN is false).
+    if not 0 < judge.alpha <= 0.5:
+        problem("alpha", "must be in (0, 0.5]")
+    if not 1 <= judge.tolerance < math.inf:
+        problem("tolerance", "must be a finite number, at least 1")
+    if not 1 <= judge.latency_tolerance < math.inf:
+        problem("latency_tolerance", "must be a finite number, at least 1")
+    if not 0 < judge.latency_quantile < 1:
+        problem("latency_quantile", "must be in (0, 1)")
+    if not judge.min_requests >= 1:
+        problem("min_requests", "must be at least 1")
+    return problems
+
+
+def http_url(text: str) -> bool:
+    """Whether `text` is an http:// or https:// URL with a host (and a valid port, if any)."""
     try:
         url = urlsplit(text)
         url.port  # noqa: B018  (raises ValueError for a port that is not one)
