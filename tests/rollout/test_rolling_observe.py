@@ -77,7 +77,8 @@ def test_fold_judges_increments_of_the_new_side_against_the_old() -> None:
     counts = {name: (1000, 0) for name in BLUE}
     observe.fold(run, rollout, counts, BLUE)
     first = run.verdict
-    assert first is not None and first.outcome == "inconclusive"
+    assert first is not None
+    assert first.outcome == "inconclusive"
     assert run.new_requests == 0  # the first report is the reference, not an increment
     worse = None
     for tick in range(1, 30):
@@ -88,8 +89,10 @@ def test_fold_judges_increments_of_the_new_side_against_the_old() -> None:
         if run.verdict is not None and run.verdict.outcome == "worse":
             worse = tick
             break
-    assert worse is not None and worse <= 10, worse
-    assert run.new_errors == 4 * worse and run.old_errors == 0
+    assert worse is not None
+    assert worse <= 10, worse
+    assert run.new_errors == 4 * worse
+    assert run.old_errors == 0
     assert run.old_requests == 3 * run.new_requests
 
 
@@ -100,7 +103,8 @@ def test_fold_calls_a_same_error_rate_not_worse_after_min_requests() -> None:
         # 1 % errors everywhere, on every backend.
         counts = {name: (100 * tick, tick) for name in BLUE}
         observe.fold(run, rollout, counts, BLUE)
-    assert run.verdict is not None and run.verdict.outcome == "not-worse", run.verdict
+    assert run.verdict is not None
+    assert run.verdict.outcome == "not-worse", run.verdict
 
 
 def test_fold_has_no_verdict_without_an_old_side() -> None:
@@ -108,7 +112,8 @@ def test_fold_has_no_verdict_without_an_old_side() -> None:
     rollout = in_place("holding", 3, BLUE)
     observe.fold(run, rollout, {n: (10, 5) for n in BLUE}, BLUE)
     observe.fold(run, rollout, {n: (20, 10) for n in BLUE}, BLUE)
-    assert run.verdict is None and run.new_requests == 0
+    assert run.verdict is None
+    assert run.new_requests == 0
 
 
 @pytest.mark.parametrize(

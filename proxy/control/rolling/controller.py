@@ -231,7 +231,7 @@ class PoolRolloutController:
             existing = plane.pool_rollouts.get(pool)
             if existing != expected:
                 raise Stale(pool)
-            changed = _applied(current, pool, action)
+            changed = apply_action(current, pool, action)
             if changed.revision == current.revision:
                 changed = rebuild(current, current.spec, current.health)
             rollout = replace(step.rollout, revision=changed.revision)
@@ -284,7 +284,7 @@ class PoolRolloutController:
         if action.states or action.add or action.remove:
             try:
                 await self.plane.apply(
-                    lambda current: _applied(current, rollout.pool, action),
+                    lambda current: apply_action(current, rollout.pool, action),
                     actor=ACTOR,
                     action="rollout-resumed",
                     target=f"pool/{rollout.pool}",
@@ -396,7 +396,7 @@ class PoolRolloutController:
         task.add_done_callback(self._background.discard)
 
 
-def _applied(current: Snapshot, pool: str, action: Action) -> Snapshot:
+def apply_action(current: Snapshot, pool: str, action: Action) -> Snapshot:
     """`current` with the action's backends added (in maint), admin states set and backends
     removed, in one rebuild. Idempotent: a backend already added is left, one already gone is
     not removed again (a restarted rollout performs its stage's action again)."""
