@@ -72,9 +72,7 @@ def alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2 :].split()[0] not in ("Z", "X")
 
 
-def launch(
-    directory: Path, backend: str, port: int, program: Program
-) -> subprocess.Popen[bytes]:
+def launch(directory: Path, backend: str, port: int, program: Program) -> subprocess.Popen[bytes]:
     """Start `program` for `backend` on `port` and wait until it listens. RuntimeError when it
     exits or does not listen in time (with its log's last lines). The caller keeps the
     process (a scenario stops it at its end; the hook exits and leaves it running)."""
@@ -163,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"pulling {args.new} for {backend}", flush=True)
             print(f"error: image {args.new} not found in the registry", flush=True)
             print(f"giving up on {backend}: nothing was changed", flush=True)
-            return args.fail
+            return int(args.fail)
     version = args.new if action == "replace" else args.old
     rate = args.new_error_rate if action == "replace" else 0.0
     program = Program(version, rate, args.slow_path, args.slow_seconds)

@@ -154,15 +154,22 @@ class Server:
         loop = asyncio.get_running_loop()
         listener = await loop.create_server(lambda: Connection(self), host, port, backlog=1024)
         if pidfile is not None:
-            pidfile.write_text(f"{os.getpid()}\n")
-        print(f"{self.behaviour.version} listening on {host}:{port} (pid {os.getpid()})", flush=True)
+            _claim(pidfile)
+        print(
+            f"{self.behaviour.version} listening on {host}:{port} (pid {os.getpid()})", flush=True
+        )
         stopping = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stopping.set)
         loop.add_signal_handler(signal.SIGINT, stopping.set)
         await stopping.wait()
         listener.close()  # no new connection from here on
-        busy = sum(c.busy for c in self.connections)
-        print(f"SIGTERM: stopped accepting; finishing {busy} requests in flight", flush=True)
+        busy = [c for c in self.connections if c.busy]
+        probes = sum(c.url.startswith(HEALTH_PATH) for c in busy)
+        print(
+            f"SIGTERM: stopped accepting; finishing {len(busy) - probes} requests in flight"
+            f" (and {probes} probes)",
+            flush=True,
+        )
         for connection in list(self.connections):
             connection.stop()
         self.changed()
@@ -175,10 +182,20 @@ class Server:
         served = self.served
         print(f"exiting: served {served.requests} requests, {served.errors} errors", flush=True)
         if pidfile is not None:
-            with contextlib.suppress(OSError):
-                if pidfile.read_text().strip() == str(os.getpid()):
-                    pidfile.unlink()
+            _release(pidfile)
         return status
+
+
+def _claim(pidfile: Path) -> None:
+    """Say that this process serves the backend now (once it listens: a hook waits for it)."""
+    pidfile.write_text(f"{os.getpid()}\n")
+
+
+def _release(pidfile: Path) -> None:
+    """Remove the pidfile, unless a newer process has claimed it already."""
+    with contextlib.suppress(OSError):
+        if pidfile.read_text().strip() == str(os.getpid()):
+            pidfile.unlink()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -194,9 +211,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not 0 <= args.error_rate <= 1:
         parser.error("--error-rate must be between 0 and 1")
-    behaviour = Behaviour(
-        args.version, args.error_rate, args.slow_path.encode(), args.slow_seconds
-    )
+    behaviour = Behaviour(args.version, args.error_rate, args.slow_path.encode(), args.slow_seconds)
     started = time.monotonic()
     status = uvloop.run(Server(behaviour).run(args.host, args.port, args.pidfile, args.grace))
     print(f"ran {time.monotonic() - started:.1f} s", flush=True)
