@@ -10,24 +10,19 @@ benchmarks.replace_hook run by turnout's control plane, the proxy is a real `tur
 from __future__ import annotations
 
 import contextlib
-import http.client
-import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from admin.admin_support import Api
 
-from benchmarks.replace_hook import Program, alive, launch, running, stop
+from benchmarks.replace_hook import alive
+from benchmarks.roll_bench import acks, epoch
+from benchmarks.roll_fleet import OLD, Fleet
 from helpers import config, free_port
 
 POOL = "blue"
-OLD, NEW = "v1", "v2"
 CHECKS = {
     "enabled": True,
     "interval": 0.2,
@@ -38,62 +33,17 @@ CHECKS = {
     "path": "/healthz",
 }
 """Active checks every 0.2 s, 2 in a row: a replaced backend is seen healthy within ~0.5 s."""
-ACK = re.compile(r"rollout of pool \S+: .*acknowledged by every worker in ([0-9.]+) ms")
-
-
-@dataclass
-class Fleet:
-    """The backend programs of one test, their pidfiles and logs in `directory`."""
-
-    directory: Path
-    slow_seconds: float = 2.0
-    ports: dict[str, int] = field(default_factory=dict)
-    _children: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def start(self, name: str, version: str = OLD, error_rate: float = 0.0) -> str:
-        """Start `version` as backend `name` on a free port; its URL."""
-        port = self.ports.setdefault(name, free_port())
-        program = Program(version, error_rate, slow_seconds=self.slow_seconds)
-        self._children.append(launch(self.directory, name, port, program))
-        return f"http://127.0.0.1:{port}"
-
-    def version(self, name: str) -> str:
-        """What the backend's program answers, asked directly (not through the proxy)."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.ports[name], timeout=5)
-        try:
-            connection.request("GET", "/healthz")
-            return connection.getresponse().read().decode()
-        finally:
-            connection.close()
-
-    def pid(self, name: str) -> int | None:
-        return running(self.directory, name)
-
-    def log(self, name: str) -> str:
-        return (self.directory / f"{name}.log").read_text()
-
-    def hook(self, *options: str) -> list[str]:
-        """The replace hook's argv: the new version replaces, the old one reverts."""
-        argv = [sys.executable, "-m", "benchmarks.replace_hook", str(self.directory)]
-        slow = ("--slow-seconds", str(self.slow_seconds))
-        return [*argv, "--old", OLD, "--new", NEW, *slow, *options]
-
-    def close(self) -> None:
-        # Whatever the test or the hook started: each process serving a backend, by pidfile.
-        for name in self.ports:
-            stop(self.directory, name, timeout=5)
-        for child in self._children:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(5)
 
 
 @contextlib.contextmanager
 def fleet(directory: Path, slow_seconds: float = 2.0) -> Iterator[Fleet]:
-    backends = Fleet(directory, slow_seconds)
-    try:
+    """Backend programs in `directory`, started on free ports by `start(name)`."""
+    with Fleet(directory, slow_seconds) as backends:
         yield backends
-    finally:
-        backends.close()
+
+
+def start(backends: Fleet, name: str, version: str = OLD, error_rate: float = 0.0) -> str:
+    return backends.start(name, free_port(), version, error_rate)
 
 
 def pool_config(urls: list[str], slow_start: float = 0.5) -> dict[str, Any]:
@@ -139,13 +89,7 @@ def admin_states(api: Api) -> dict[str, str]:
     return {backend["name"]: backend["adminState"] for backend in pool["backends"]}
 
 
-def epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def acks(log: str) -> list[float]:
-    """Milliseconds each pool rollout transition took to be acknowledged by every worker."""
-    return [float(ms) for ms in ACK.findall(log)]
+__all__ = ["acks", "epoch"]
 
 
 def figures(title: str, **values: object) -> None:

@@ -14,9 +14,7 @@ from pathlib import Path
 import pytest
 from admin.admin_support import api
 from roll_support import (
-    OLD,
     POOL,
-    Fleet,
     admin_states,
     epoch,
     figures,
@@ -25,9 +23,11 @@ from roll_support import (
     gone,
     pool_config,
     roll,
+    start,
     wait_for_roll,
 )
 
+from benchmarks.roll_fleet import OLD, Fleet
 from helpers import ProxyProcess, proxy_process
 
 NAMES = [f"{POOL}-1", f"{POOL}-2"]
@@ -36,7 +36,7 @@ NAMES = [f"{POOL}-1", f"{POOL}-2"]
 @pytest.fixture
 def two(tmp_path: Path) -> Iterator[tuple[Fleet, ProxyProcess]]:
     with fleet(tmp_path) as backends:
-        urls = [backends.start(name) for name in NAMES]
+        urls = [start(backends, name) for name in NAMES]
         with proxy_process(pool_config(urls), workers=2) as proxy:
             yield backends, proxy
 

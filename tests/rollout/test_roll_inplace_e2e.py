@@ -20,10 +20,7 @@ from pathlib import Path
 import pytest
 from admin.admin_support import api, wait_until
 from roll_support import (
-    NEW,
-    OLD,
     POOL,
-    Fleet,
     acks,
     admin_states,
     epoch,
@@ -32,9 +29,11 @@ from roll_support import (
     fleet,
     pool_config,
     roll,
+    start,
     wait_for_roll,
 )
 
+from benchmarks.roll_fleet import NEW, OLD, Fleet
 from benchmarks.roll_load import Load
 from helpers import ProxyProcess, proxy_process
 
@@ -44,7 +43,7 @@ NAMES = [f"{POOL}-{i}" for i in range(1, 5)]
 @pytest.fixture
 def four(tmp_path: Path) -> Iterator[tuple[Fleet, ProxyProcess]]:
     with fleet(tmp_path) as backends:
-        urls = [backends.start(name) for name in NAMES]
+        urls = [start(backends, name) for name in NAMES]
         with proxy_process(pool_config(urls), workers=2) as proxy:
             yield backends, proxy
 

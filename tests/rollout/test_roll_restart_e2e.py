@@ -13,8 +13,6 @@ from pathlib import Path
 
 from admin.admin_support import api, turnout_in, with_ports
 from roll_support import (
-    NEW,
-    OLD,
     POOL,
     admin_states,
     at,
@@ -22,8 +20,11 @@ from roll_support import (
     fleet,
     pool_config,
     roll,
+    start,
     wait_for_roll,
 )
+
+from benchmarks.roll_fleet import NEW, OLD
 
 NAMES = [f"{POOL}-{i}" for i in range(1, 4)]
 
@@ -33,7 +34,7 @@ def test_a_restart_resumes_the_rollout_at_its_stage_progressing_or_paused(
 ) -> None:
     (tmp_path / "backends").mkdir()
     with fleet(tmp_path / "backends") as backends:
-        urls = [backends.start(name) for name in NAMES]
+        urls = [start(backends, name) for name in NAMES]
         data = with_ports(pool_config(urls), workers=2)
         spec = {
             "hook": {"command": backends.hook(), "timeout": 30},

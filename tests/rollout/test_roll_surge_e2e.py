@@ -20,10 +20,7 @@ from pathlib import Path
 import pytest
 from admin.admin_support import api, wait_until
 from roll_support import (
-    NEW,
-    OLD,
     POOL,
-    Fleet,
     acks,
     admin_states,
     at,
@@ -32,9 +29,11 @@ from roll_support import (
     fleet,
     pool_config,
     roll,
+    start,
     wait_for_roll,
 )
 
+from benchmarks.roll_fleet import NEW, OLD, Fleet
 from benchmarks.roll_load import Load
 from helpers import ProxyProcess, proxy_process
 
@@ -47,8 +46,8 @@ AFTER_ABORT = 200
 @pytest.fixture
 def surge(tmp_path: Path) -> Iterator[tuple[Fleet, ProxyProcess, list[dict[str, str]]]]:
     with fleet(tmp_path) as backends:
-        old = [backends.start(name, OLD) for name in OLD_NAMES]
-        new = [{"name": name, "url": backends.start(name, NEW)} for name in NEW_NAMES]
+        old = [start(backends, name) for name in OLD_NAMES]
+        new = [{"name": name, "url": start(backends, name, NEW)} for name in NEW_NAMES]
         with proxy_process(pool_config(old), workers=2) as proxy:
             yield backends, proxy, new
 
