@@ -232,7 +232,7 @@ def _rollback(children: Children, workdir: Path, options: Options) -> Rollback:
             status = admin.pool_rollout_command(POOL, "abort")
             abort_ms = 1000 * (time.perf_counter() - called)
             returned = time.time()
-            after = _sequential(port, AFTER_ABORT)
+            after = sequential(port, AFTER_ABORT)
             _until(lambda: len(load.between(returned)) > 50, "answers after the abort")
         found = acks(turnout.log.read_text(errors="replace"))
         children.stop(turnout)
@@ -345,7 +345,7 @@ def _settled(status: dict[str, Any]) -> bool:
     return status["phase"] not in ("progressing", "paused")
 
 
-def _sequential(port: int, count: int) -> Counter[str]:
+def sequential(port: int, count: int) -> Counter[str]:
     """`count` GETs one after another on one keep-alive connection: "status body" counts."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     seen: Counter[str] = Counter()

@@ -18,7 +18,6 @@ from typing import Any
 from admin.admin_support import Api
 
 from benchmarks.replace_hook import alive
-from benchmarks.roll_bench import acks, epoch
 from benchmarks.roll_fleet import OLD, Fleet
 from helpers import config, free_port
 
@@ -87,9 +86,6 @@ def at(batch: int, stage: str) -> Callable[[dict[str, Any]], bool]:
 def admin_states(api: Api) -> dict[str, str]:
     pool = api.get(f"/v1/pools/{POOL}")
     return {backend["name"]: backend["adminState"] for backend in pool["backends"]}
-
-
-__all__ = ["acks", "epoch"]
 
 
 def figures(title: str, **values: object) -> None:

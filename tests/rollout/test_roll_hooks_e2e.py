@@ -16,7 +16,6 @@ from admin.admin_support import api
 from roll_support import (
     POOL,
     admin_states,
-    epoch,
     figures,
     final,
     fleet,
@@ -27,6 +26,7 @@ from roll_support import (
     wait_for_roll,
 )
 
+from benchmarks.roll_bench import epoch
 from benchmarks.roll_fleet import OLD, Fleet
 from helpers import ProxyProcess, proxy_process
 

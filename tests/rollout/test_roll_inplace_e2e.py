@@ -21,9 +21,7 @@ import pytest
 from admin.admin_support import api, wait_until
 from roll_support import (
     POOL,
-    acks,
     admin_states,
-    epoch,
     figures,
     final,
     fleet,
@@ -33,6 +31,7 @@ from roll_support import (
     wait_for_roll,
 )
 
+from benchmarks.roll_bench import acks, drains, epoch
 from benchmarks.roll_fleet import NEW, OLD, Fleet
 from benchmarks.roll_load import Load
 from helpers import ProxyProcess, proxy_process
@@ -46,22 +45,6 @@ def four(tmp_path: Path) -> Iterator[tuple[Fleet, ProxyProcess]]:
         urls = [start(backends, name) for name in NAMES]
         with proxy_process(pool_config(urls), workers=2) as proxy:
             yield backends, proxy
-
-
-def drains(changes: list[dict[str, object]]) -> list[float]:
-    """Seconds each batch spent draining (from the history: draining -> replacing)."""
-    began: dict[object, float] = {}
-    seconds = []
-    for change in reversed(changes):  # oldest first
-        after = change["after"]
-        if not isinstance(after, dict) or not str(change["action"]).startswith("rollout-"):
-            continue
-        at = epoch(str(change["time"]))
-        if after.get("stage") == "draining":
-            began.setdefault(after["batch"], at)
-        elif after.get("stage") == "replacing" and after["batch"] in began:
-            seconds.append(at - began.pop(after["batch"]))
-    return seconds
 
 
 def test_four_backends_replaced_in_place_under_slow_requests_fail_no_request(

@@ -11,9 +11,7 @@ c. The issue's measured scenario: an abort while a batch is held is one write, a
 
 from __future__ import annotations
 
-import http.client
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +19,6 @@ import pytest
 from admin.admin_support import api, wait_until
 from roll_support import (
     POOL,
-    acks,
     admin_states,
     at,
     figures,
@@ -33,6 +30,7 @@ from roll_support import (
     wait_for_roll,
 )
 
+from benchmarks.roll_bench import acks, sequential
 from benchmarks.roll_fleet import NEW, OLD, Fleet
 from benchmarks.roll_load import Load
 from helpers import ProxyProcess, proxy_process
@@ -50,20 +48,6 @@ def surge(tmp_path: Path) -> Iterator[tuple[Fleet, ProxyProcess, list[dict[str, 
         new = [{"name": name, "url": start(backends, name, NEW)} for name in NEW_NAMES]
         with proxy_process(pool_config(old), workers=2) as proxy:
             yield backends, proxy, new
-
-
-def sequential(port: int, count: int) -> Counter[str]:
-    """`count` GETs one after another on one keep-alive connection: who answered, how often."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    seen: Counter[str] = Counter()
-    try:
-        for _ in range(count):
-            connection.request("GET", "/")
-            response = connection.getresponse()
-            seen[f"{response.status} {response.read().decode()}"] += 1
-    finally:
-        connection.close()
-    return seen
 
 
 def test_an_abort_while_held_routes_every_worker_to_the_old_backends_in_one_write(
