@@ -68,10 +68,10 @@ def test_a_hook_that_hangs_is_killed_at_its_timeout_with_its_process_group(
     # The hook hung before touching anything: the old program still serves, left drained.
     assert (backends.pid("blue-1"), backends.version("blue-1")) == (pid, OLD)
     assert admin_states(admin) == {"blue-1": "drain", "blue-2": "ready"}
-    # Killed at its timeout: the stage ended about a second after it began (a tick or two
-    # later, and well before KILL_GRACE's SIGKILL: the group obeyed SIGTERM).
+    # Killed at its timeout: the stage ended a second after it began, a tick or two later
+    # (the group obeyed SIGTERM; SIGKILL, 2 s later, would make it 3 s or more).
     took = epoch(done["updated"]) - epoch(done["stageStarted"])
-    assert 1 <= took < 2.5, took
+    assert 1 <= took < 3, took
     figures("d. hanging hook", hook_timeout_s=1, replacing_stage_ended_after_s=f"{took:.2f}")
 
 

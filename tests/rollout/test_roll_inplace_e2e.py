@@ -77,7 +77,7 @@ def test_four_backends_replaced_in_place_under_slow_requests_fail_no_request(
     during = load.between(started, ended)
     failed = load.failures()
     assert failed == [], failed[:5]
-    assert load.longest_gap(started, ended) < 1.0  # the load ran through the whole rollout
+    assert load.longest_gap(started, ended) < 1.5  # the load ran through the whole rollout
     assert sum(a.slow for a in during) > 20
     # The program behind every backend was stopped and started again, in the new version.
     assert {name: backends.version(name) for name in NAMES} == dict.fromkeys(NAMES, NEW)
