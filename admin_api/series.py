@@ -7,10 +7,12 @@ requests per duration bucket), which only grow: proxy.telemetry keeps a departed
 report. Each call turns the differences since the call before into per-second points, appended
 to a ring of the last `length` seconds per key; all rings end at the same moment (the last call),
 a key first seen later is padded at the front. Invariants:
-- a call `elapsed` seconds after the last adds round(elapsed) points (at least one, at most a
-  ring), each the rate over that interval: a late tick, or a producer that was stopped while no
-  one watched, is spread evenly over the seconds it covers instead of counted as one, so the
-  minute's totals stay a minute's;
+- a call `elapsed` seconds after the last adds round(elapsed) points (at least one), sharing
+  the differences evenly: a late tick is spread over the seconds it covers instead of counted
+  as one, and a point's rate is its share over the time it covers (1.4 s with 14 requests: one
+  point, 10/s), while the window's totals are the exact differences;
+- a call after more than a ring's worth of seconds (a producer stopped while no one watched)
+  fills the ring with the average over the whole gap: the window holds a window's share;
 - the first call, and one after the bucket bounds changed (a reload), only set the baseline;
 - a counter that went backwards counts as no requests (never a negative rate).
 A key's view: requests per second (oldest first, padded with zeros), the error rate per second
@@ -43,12 +45,14 @@ EVIDENCE_POINTS = 300
 
 @dataclass(frozen=True, slots=True)
 class Point:
-    """One second of a (route, pool): requests and 5xx answers, and requests per duration
-    bucket (the last one +Inf). Rates, so fractions when an interval was spread."""
+    """About a second of a (route, pool): requests and 5xx answers, and requests per duration
+    bucket (the last one +Inf), over `seconds`. Shares, so fractions when an interval was
+    spread."""
 
     requests: float
     errors: float
     buckets: tuple[float, ...]
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +88,17 @@ class Series:
         elapsed = now - self._at
         if elapsed <= 0:
             return
-        steps = min(self.length, max(1, round(elapsed)))
+        steps = max(1, round(elapsed))
+        if steps > self.length:  # the average over the gap, for the ring's seconds only
+            steps, seconds, share = self.length, 1.0, 1.0 / elapsed
+        else:
+            seconds, share = elapsed / steps, 1.0 / steps
         width = len(counters.bounds) + 1
-        idle = Point(0.0, 0.0, (0.0,) * width)
+        idle = Point(0.0, 0.0, (0.0,) * width, seconds)
         for key in self._rings.keys() - counters.routes.keys():
             self._rings[key].extend(repeat(idle, steps))
         for key, counts in counters.routes.items():
-            point = _rate(counts, self._last.get(key), elapsed, width)
+            point = _share(counts, self._last.get(key), share, seconds, width)
             ring = self._rings.get(key)
             if ring is None:
                 ring = self._rings[key] = deque(maxlen=self.length)
@@ -117,7 +125,7 @@ class Series:
             for index, count in enumerate(point.buckets):
                 buckets[index] += count
         return SeriesView(
-            rps=(0.0,) * pad + tuple(round(point.requests, 3) for point in ring),
+            rps=(0.0,) * pad + tuple(round(point.requests / point.seconds, 3) for point in ring),
             error_rate=(None,) * pad
             + tuple(
                 round(point.errors / point.requests, 4) if point.requests > 0 else None
@@ -130,17 +138,19 @@ class Series:
         )
 
 
-def _rate(counts: RouteCounts, before: RouteCounts | None, elapsed: float, width: int) -> Point:
+def _share(
+    counts: RouteCounts, before: RouteCounts | None, share: float, seconds: float, width: int
+) -> Point:
     if before is None or len(before.buckets) != len(counts.buckets):
         before = RouteCounts(0, 0, (0,) * len(counts.buckets))
     buckets = tuple(
-        max(0, now - then) / elapsed
-        for now, then in zip(counts.buckets, before.buckets, strict=True)
+        max(0, now - then) * share for now, then in zip(counts.buckets, before.buckets, strict=True)
     )
     return Point(
-        requests=max(0, counts.requests - before.requests) / elapsed,
-        errors=max(0, counts.errors - before.errors) / elapsed,
+        requests=max(0, counts.requests - before.requests) * share,
+        errors=max(0, counts.errors - before.errors) * share,
         buckets=buckets if len(buckets) == width else (0.0,) * width,
+        seconds=seconds,
     )
 
 

@@ -46,8 +46,8 @@ def run(ticks: list[tuple[float, int, int]], length: int = 5) -> Series:
         ),
         # A late tick (2 s): two points of the rate over the interval, not one of twice it.
         ([(0.0, 0, 0), (2.0, 40, 4)], [0, 0, 0, 20, 20], [None, None, None, 0.1, 0.1], 40, 4),
-        # Slightly late (1.4 s) is still one second, at the interval's rate.
-        ([(0.0, 0, 0), (1.4, 14, 0)], [0, 0, 0, 0, 10], [None] * 4 + [0.0], 10, 0),
+        # Slightly late (1.4 s) is still one point, at the interval's rate; the total exact.
+        ([(0.0, 0, 0), (1.4, 14, 0)], [0, 0, 0, 0, 10], [None] * 4 + [0.0], 14, 0),
         # A pause longer than the ring (the producer stopped while no one watched): the ring
         # is filled with the average over the pause, so the window's total is the window's.
         ([(0.0, 0, 0), (10.0, 100, 0)], [10] * 5, [0.0] * 5, 50, 0),
