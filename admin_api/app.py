@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from admin_api import models, pools, rollouts, routes, system
+from admin_api import models, pools, rollouts, routes, system, ui_routes
 from admin_api import rollout_models as rm
 from admin_api.auth import Tokens, auth_middleware
 from admin_api.context import METRICS, OPENAPI, SERVICE
@@ -297,7 +297,9 @@ def create_app(control: ControlPlane) -> web.Application:
     """The admin application over `control`'s service: every handler calls the service only."""
     service = ControlService(control)
     tokens = Tokens(list(service.tokens()))
-    public = frozenset(e.path for e in ENDPOINTS if e.public)
+    public = frozenset(
+        [*(e.path for e in ENDPOINTS if e.public), *(path for _, path in ui_routes.ROUTES)]
+    )
     app = web.Application(
         middlewares=[problem_middleware, auth_middleware(tokens, public)],
         client_max_size=MAX_BODY,
@@ -306,6 +308,7 @@ def create_app(control: ControlPlane) -> web.Application:
     app[METRICS] = registry(service)
     for endpoint in ENDPOINTS:
         app.router.add_route(endpoint.method, endpoint.path, _with_body(endpoint))
+    ui_routes.add_routes(app)  # the dashboard: not API, so not in ENDPOINTS nor the document
     from admin_api.openapi import document
 
     app[OPENAPI] = document(ENDPOINTS)
