@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from admin_support import Api, api, backend_loop, shop_and_web
+from sse_support import Subscribers
 
 from helpers import ProxyProcess, config, proxy_process, toml
 from proxy.config import ConfigError, load_config
@@ -60,6 +61,16 @@ def test_a_read_token_reads_everything(reader: Api) -> None:
     assert reader.get("/v1/routes/shop")["active"] == "blue"
     assert reader.call("GET", "/metrics").status == 200
     assert reader.call("HEAD", "/ready").status == 200
+
+
+async def test_a_read_token_may_read_the_event_stream(proxy: ProxyProcess) -> None:
+    async with Subscribers(proxy.admin_url, READ_TOKEN) as subscribers:
+        stream = await subscribers.subscribe()
+        assert stream.response.status == 200
+        frame = await stream.frame()
+        assert [route["name"] for route in frame["routes"]] == ["shop", "web"]
+        refused = await subscribers.subscribe(token="not-a-token-0123456789")
+        assert refused.response.status == 401
 
 
 @pytest.mark.parametrize(
