@@ -150,6 +150,41 @@ async def test_a_weight_change_through_the_api_shows_within_2_s(
         assert frame["history"][0]["revision"] == revision
 
 
+async def test_a_rollout_and_its_evidence_over_time(
+    proxy: ProxyProcess, admin: Api, document: dict[str, Any]
+) -> None:
+    async with Subscribers(proxy.admin_url) as subscribers:
+        stream = await subscribers.subscribe()
+        await stream.frame()
+        body = {"canary": "canary", "steps": [10, 50, 100], "stepTime": 600}
+        (await admin.acall("POST", "/v1/routes/web/rollout", body)).ok(201)
+
+        def points(frame: dict[str, Any]) -> list[list[Any]]:
+            found: list[list[Any]] = frame["evidence"].get("route/web", [])
+            return found
+
+        frame = await stream.frames_until(lambda f: len(points(f)) >= 3, timeout=6.0)
+        (rollout,) = frame["rollouts"]
+        conforms(document, "RolloutView", rollout)
+        assert (rollout["route"], rollout["phase"]) == ("web", "progressing")
+        times = [point[0] for point in points(frame)]
+        assert times == sorted(times)
+        assert times[-1] - times[0] >= 1.5  # one point a second
+        for _, errors, latency in points(frame):
+            assert errors == rollout["evidence"]["errors"]["evidence"]  # no traffic: no change
+            assert isinstance(latency, float)
+
+        (await admin.acall("POST", "/v1/routes/web/rollout/abort")).ok()
+        frame = await stream.frames_until(
+            lambda f: f["rollouts"][0]["phase"] == "aborted", timeout=2.0
+        )
+        final = points(frame)
+        # The verdict's point is the last: a finished rollout's history no longer grows.
+        later = await stream.frames_until(lambda f: f["frames"] >= frame["frames"] + 2, 4.0)
+        assert points(later) == final
+        assert later["rollouts"][0]["phase"] == "aborted"
+
+
 def get(port: int, path: str, count: int) -> list[int]:
     client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     statuses = []
