@@ -1,21 +1,24 @@
 """One frame of the event stream: the instance as the dashboard shows it, at one moment.
 
 The frame is made of the same view models as the API's answers (admin_api.views,
-admin_api.rollout_views), dumped as the API dumps them (camelCase), so the page and a script
-read one vocabulary: `routes` are GET /v1/routes' items, `pools` GET /v1/pools' items,
-`rollouts` GET /v1/rollouts' items, `history` the first entries of GET /v1/history and
-`workers` GET /v1/workers. Only `series` and `evidence` are the stream's own (admin_api.series):
+admin_api.rollout_views, admin_api.pool_rollout_views), dumped as the API dumps them
+(camelCase), so the page and a script read one vocabulary: `routes` are GET /v1/routes' items,
+`pools` GET /v1/pools' items, `rollouts` and `poolRollouts` GET /v1/rollouts' lists (running or
+finished), `history` the first entries of GET /v1/history and `workers` GET /v1/workers. Only
+`series` and `evidence` are the stream's own (admin_api.series):
 
     {"time": ISO 8601, "revision": int,
      "routes": [RouteView], "pools": [PoolView], "rollouts": [RolloutView],
-     "poolRollouts": [], "history": [ChangeView, newest first], "workers": WorkerList,
+     "poolRollouts": [PoolRolloutView], "history": [ChangeView, newest first],
+     "workers": WorkerList,
      "series": {"<route>/<pool>": {"rps": [60], "errorRate": [60, null without requests],
                                    "p50": s|null, "p99": s|null, "requests": n, "errors": n}},
      "evidence": {"route/<name>" | "pool/<name>": [[epoch s, errors, latency|null], ...]},
      "frames": n}
 
 `frames` counts the frames the producer has built, this one included: a reader can tell a
-frame it missed (a slow reader loses old frames) from one that was never made.
+frame it missed (a slow reader loses old frames) from one that was never made. A rollout's
+threshold is in its view (`evidence.errors.threshold`, a pool rollout's `evidence.threshold`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from admin_api.pool_rollout_views import pool_rollout_view
 from admin_api.rollout_views import evidence_value, iso, rollout_view
 from admin_api.series import EvidencePoint, EvidenceSample, Key, SeriesView
 from admin_api.views import change_view, pool_view, route_view, workers_view
@@ -100,9 +104,7 @@ def frame(
         "routes": [_dump(route_view(route)) for route in state.routes.routes],
         "pools": [_dump(pool_view(pool)) for pool in state.pools.pools],
         "rollouts": [_dump(rollout_view(rollout)) for rollout in state.rollouts],
-        # Rendered once admin_api.pool_rollout_views (issue 15's API) is on this branch; their
-        # evidence is below already.
-        "poolRollouts": [],
+        "poolRollouts": [_dump(pool_rollout_view(pool)) for pool in state.pool_rollouts],
         "history": [_dump(change_view(change)) for change in state.history.changes],
         "workers": _dump(workers_view(state.workers)),
         "series": {f"{route}/{pool}": _series(view) for (route, pool), view in series.items()},

@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 from admin_support import Api, BackendLoop, api, backend_loop, send, shop_and_web
 from aiohttp import web
+from pool_rollout_support import QUICK, STUCK, pools
 from sse_support import PATH, Subscribers, metric
 
 from admin_api.openapi import REF
@@ -183,6 +184,31 @@ async def test_a_rollout_and_its_evidence_over_time(
         later = await stream.frames_until(lambda f: f["frames"] >= frame["frames"] + 2, 4.0)
         assert points(later) == final
         assert later["rollouts"][0]["phase"] == "aborted"
+
+
+async def test_a_pool_rollout_and_its_evidence() -> None:
+    with backend_loop() as loop, proxy_process(pools(loop, {"blue": 2})) as running:
+        admin = api(running)
+        document = admin.get("/v1/openapi.json")
+        async with Subscribers(running.admin_url) as subscribers:
+            stream = await subscribers.subscribe()
+            await stream.frame()
+            body = {"hook": {"command": STUCK, "timeout": 120}, **QUICK}
+            (await admin.acall("POST", "/v1/pools/blue/rollout", body)).ok(201)
+            frame = await stream.frames_until(
+                lambda f: len(f["evidence"].get("pool/blue", [])) >= 2, timeout=5.0
+            )
+            (rollout,) = frame["poolRollouts"]
+            conforms(document, "PoolRolloutView", rollout)
+            assert rollout["pool"] == "blue"
+            (listed,) = admin.get("/v1/rollouts")["poolRollouts"]
+            assert list(rollout) == list(listed)  # GET /v1/rollouts' own view
+            for name in ("pool", "mode", "started", "batches", "spec"):
+                assert rollout[name] == listed[name], name
+            for _, errors, latency in frame["evidence"]["pool/blue"]:
+                assert errors == rollout["evidence"]["evidence"]
+                assert latency is None  # a pool rollout's judge compares errors only
+            (await admin.acall("POST", "/v1/pools/blue/rollout/abort", {})).ok()
 
 
 def get(port: int, path: str, count: int) -> list[int]:
