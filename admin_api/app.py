@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from admin_api import models, pool_rollouts, pools, rollouts, routes, system
+from admin_api import events, models, pool_rollouts, pools, rollouts, routes, system, ui_routes
 from admin_api import pool_rollout_models as pm
 from admin_api import rollout_models as rm
 from admin_api.auth import Tokens, auth_middleware
@@ -97,6 +97,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         public=True,
     ),
     Endpoint("GET", "/v1/workers", system.workers, "Worker processes", models.WorkerList),
+    Endpoint(
+        "GET",
+        "/v1/events/stream",
+        events.stream,
+        "The instance live as server-sent events: a `state` frame every second (routes, pools, "
+        "rollouts, history, workers, per-second series of the last minute, rollout evidence)",
+        None,
+        media="text/event-stream",
+    ),
     Endpoint(
         "GET",
         "/metrics",
@@ -344,19 +353,30 @@ def create_app(control: ControlPlane) -> web.Application:
     """The admin application over `control`'s service: every handler calls the service only."""
     service = ControlService(control)
     tokens = Tokens(list(service.tokens()))
-    public = frozenset(e.path for e in ENDPOINTS if e.public)
+    public = frozenset(
+        [*(e.path for e in ENDPOINTS if e.public), *(path for _, path in ui_routes.ROUTES)]
+    )
     app = web.Application(
         middlewares=[problem_middleware, auth_middleware(tokens, public)],
         client_max_size=MAX_BODY,
     )
     app[SERVICE] = service
     app[METRICS] = registry(service)
+    app[events.EVENTS] = events.Events(service)
+    app[METRICS].register(events.EventsCollector(app[events.EVENTS]))
+    # Before the server waits for its handlers to finish: the streams end here.
+    app.on_shutdown.append(_close_events)
     for endpoint in ENDPOINTS:
         app.router.add_route(endpoint.method, endpoint.path, _with_body(endpoint))
+    ui_routes.add_routes(app)  # the dashboard: not API, so not in ENDPOINTS nor the document
     from admin_api.openapi import document
 
     app[OPENAPI] = document(ENDPOINTS)
     return app
+
+
+async def _close_events(app: web.Application) -> None:
+    await app[events.EVENTS].close()
 
 
 def _with_body(endpoint: Endpoint) -> Handler:
