@@ -21,7 +21,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from admin_api import models, pools, rollouts, routes, system
+from admin_api import models, pool_rollouts, pools, rollouts, routes, system
+from admin_api import pool_rollout_models as pm
 from admin_api import rollout_models as rm
 from admin_api.auth import Tokens, auth_middleware
 from admin_api.context import METRICS, OPENAPI, SERVICE
@@ -200,7 +201,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=_WRITE,
     ),
     Endpoint(
-        "GET", "/v1/rollouts", rollouts.list_rollouts, "Every route's rollout", rm.RolloutList
+        "GET",
+        "/v1/rollouts",
+        rollouts.list_rollouts,
+        "Every rollout: each route's and each pool's",
+        pm.RolloutList,
     ),
     Endpoint(
         "POST",
@@ -244,6 +249,48 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         )
     ),
     Endpoint("GET", "/v1/pools", pools.list_pools, "Every pool and its backends", models.PoolList),
+    Endpoint(
+        "POST",
+        "/v1/pools/{pool}/rollout",
+        pool_rollouts.start_pool_rollout,
+        "Start a rolling replacement of the pool's backends (in place by a hook, or surge onto"
+        " new backends), batch by batch, judged against the backends not yet replaced",
+        pm.PoolRolloutView,
+        status=201,
+        body=pm.PoolRolloutStart,
+        body_optional=True,
+        errors=_WRITE,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/pools/{pool}/rollout",
+        pool_rollouts.get_pool_rollout,
+        "The pool's rollout: phase, stage, batches, evidence and hook results",
+        pm.PoolRolloutView,
+        errors=(404,),
+    ),
+    *(
+        Endpoint(
+            "POST",
+            f"/v1/pools/{{pool}}/rollout/{verb}",
+            handler,
+            summary,
+            pm.PoolRolloutView,
+            body=pm.PoolRolloutCommand,
+            body_optional=True,
+            errors=_WRITE,
+        )
+        for verb, handler, summary in (
+            ("pause", pool_rollouts.pause_pool_rollout, "Pause the pool's rollout where it is"),
+            ("resume", pool_rollouts.resume_pool_rollout, "Resume a paused pool rollout"),
+            (
+                "abort",
+                pool_rollouts.abort_pool_rollout,
+                "Stop: in place, revert what was replaced, newest first (with autoRevert);"
+                " surge, every old backend back in one write",
+            ),
+        )
+    ),
     Endpoint("GET", "/v1/pools/{pool}", pools.get_pool, "One pool", models.PoolView, errors=(404,)),
     Endpoint(
         "POST",
