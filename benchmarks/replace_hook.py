@@ -16,7 +16,8 @@ DIRECTORY/BACKEND.hang.pid) before touching anything, `--fail STATUS` prints a f
 exits with STATUS; `--only ACTION` limits either to that action.
 
 `launch`, `stop` and `running` are the same steps for a scenario's own use: the first version
-of each backend is started by the scenario, with `launch`, and stopped at its end.
+of each backend is started by the scenario, with `launch` (benchmarks.roll_fleet), and stopped
+at its end.
 """
 
 from __future__ import annotations
