@@ -21,7 +21,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from admin_api import models, pools, rollouts, routes, system
+from admin_api import events, models, pool_rollouts, pools, rollouts, routes, system, ui_routes
+from admin_api import pool_rollout_models as pm
 from admin_api import rollout_models as rm
 from admin_api.auth import Tokens, auth_middleware
 from admin_api.context import METRICS, OPENAPI, SERVICE
@@ -96,6 +97,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         public=True,
     ),
     Endpoint("GET", "/v1/workers", system.workers, "Worker processes", models.WorkerList),
+    Endpoint(
+        "GET",
+        "/v1/events/stream",
+        events.stream,
+        "The instance live as server-sent events: a `state` frame every second (routes, pools, "
+        "rollouts, history, workers, per-second series of the last minute, rollout evidence)",
+        None,
+        media="text/event-stream",
+    ),
     Endpoint(
         "GET",
         "/metrics",
@@ -200,7 +210,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=_WRITE,
     ),
     Endpoint(
-        "GET", "/v1/rollouts", rollouts.list_rollouts, "Every route's rollout", rm.RolloutList
+        "GET",
+        "/v1/rollouts",
+        rollouts.list_rollouts,
+        "Every rollout: each route's and each pool's",
+        pm.RolloutList,
     ),
     Endpoint(
         "POST",
@@ -244,6 +258,48 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         )
     ),
     Endpoint("GET", "/v1/pools", pools.list_pools, "Every pool and its backends", models.PoolList),
+    Endpoint(
+        "POST",
+        "/v1/pools/{pool}/rollout",
+        pool_rollouts.start_pool_rollout,
+        "Start a rolling replacement of the pool's backends (in place by a hook, or surge onto"
+        " new backends), batch by batch, judged against the backends not yet replaced",
+        pm.PoolRolloutView,
+        status=201,
+        body=pm.PoolRolloutStart,
+        body_optional=True,
+        errors=_WRITE,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/pools/{pool}/rollout",
+        pool_rollouts.get_pool_rollout,
+        "The pool's rollout: phase, stage, batches, evidence and hook results",
+        pm.PoolRolloutView,
+        errors=(404,),
+    ),
+    *(
+        Endpoint(
+            "POST",
+            f"/v1/pools/{{pool}}/rollout/{verb}",
+            handler,
+            summary,
+            pm.PoolRolloutView,
+            body=pm.PoolRolloutCommand,
+            body_optional=True,
+            errors=_WRITE,
+        )
+        for verb, handler, summary in (
+            ("pause", pool_rollouts.pause_pool_rollout, "Pause the pool's rollout where it is"),
+            ("resume", pool_rollouts.resume_pool_rollout, "Resume a paused pool rollout"),
+            (
+                "abort",
+                pool_rollouts.abort_pool_rollout,
+                "Stop: in place, revert what was replaced, newest first (with autoRevert);"
+                " surge, every old backend back in one write",
+            ),
+        )
+    ),
     Endpoint("GET", "/v1/pools/{pool}", pools.get_pool, "One pool", models.PoolView, errors=(404,)),
     Endpoint(
         "POST",
@@ -297,19 +353,30 @@ def create_app(control: ControlPlane) -> web.Application:
     """The admin application over `control`'s service: every handler calls the service only."""
     service = ControlService(control)
     tokens = Tokens(list(service.tokens()))
-    public = frozenset(e.path for e in ENDPOINTS if e.public)
+    public = frozenset(
+        [*(e.path for e in ENDPOINTS if e.public), *(path for _, path in ui_routes.ROUTES)]
+    )
     app = web.Application(
         middlewares=[problem_middleware, auth_middleware(tokens, public)],
         client_max_size=MAX_BODY,
     )
     app[SERVICE] = service
     app[METRICS] = registry(service)
+    app[events.EVENTS] = events.Events(service)
+    app[METRICS].register(events.EventsCollector(app[events.EVENTS]))
+    # Before the server waits for its handlers to finish: the streams end here.
+    app.on_shutdown.append(_close_events)
     for endpoint in ENDPOINTS:
         app.router.add_route(endpoint.method, endpoint.path, _with_body(endpoint))
+    ui_routes.add_routes(app)  # the dashboard: not API, so not in ENDPOINTS nor the document
     from admin_api.openapi import document
 
     app[OPENAPI] = document(ENDPOINTS)
     return app
+
+
+async def _close_events(app: web.Application) -> None:
+    await app[events.EVENTS].close()
 
 
 def _with_body(endpoint: Endpoint) -> Handler:

@@ -154,6 +154,20 @@ class AdminClient:
         path = f"/v1/routes/{_seg(route)}/rollout/{_seg(verb)}"
         return self._call("POST", path, if_match=if_match)
 
+    # Pool rollouts
+
+    def start_pool_rollout(self, pool: str, spec: JSON, if_match: int | None = None) -> JSON:
+        """Start a pool's rollout; `spec` names only what differs from the pool's defaults."""
+        return self._call("POST", f"/v1/pools/{_seg(pool)}/rollout", spec, if_match=if_match)
+
+    def pool_rollout(self, pool: str) -> JSON:
+        return self._call("GET", f"/v1/pools/{_seg(pool)}/rollout")
+
+    def pool_rollout_command(self, pool: str, verb: str, if_match: int | None = None) -> JSON:
+        """`verb`: pause, resume or abort."""
+        path = f"/v1/pools/{_seg(pool)}/rollout/{_seg(verb)}"
+        return self._call("POST", path, if_match=if_match)
+
     # Pools
 
     def pools(self) -> JSON:

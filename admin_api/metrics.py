@@ -23,7 +23,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from admin_api.rollout_metrics import rollout_families
+from admin_api.rollout_metrics import pool_rollout_families, rollout_families
 from proxy import native
 from proxy.control import ControlService
 from proxy.control.values import InstanceState
@@ -52,6 +52,9 @@ class InstanceCollector(Collector):
         yield from self._routes(state)
         yield from self._workers(state)
         yield from rollout_families(self.service.rollouts(), self.service.rollout_aborts())
+        yield from pool_rollout_families(
+            self.service.pool_rollouts(), self.service.pool_rollout_aborts()
+        )
         yield self._build_info()
 
     def _requests(self, state: InstanceState) -> Iterator[Metric]:

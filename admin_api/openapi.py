@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from admin_api.auth import READ_METHODS
 from admin_api.http import IF_MATCH_PATTERN
 from admin_api.models import ProblemView
 
@@ -30,6 +31,7 @@ STATUS_TEXT = {
     201: "Created",
     400: "Malformed request (JSON, query, If-Match)",
     401: "Missing or wrong bearer token",
+    403: 'The token is read-only (role = "read"): GET, HEAD and OPTIONS only',
     404: "Unknown route, pool or backend",
     409: "Conflict with the current state (e.g. no eligible backend; force to override)",
     412: "If-Match names a stale revision; nothing was changed",
@@ -117,8 +119,15 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
         else:
             success["content"] = {endpoint.media: {"schema": {"type": "object"}}}
         operation["responses"][str(endpoint.status)] = success
-        # Every call but the public ones needs the token whenever tokens are configured.
-        errors = sorted({*endpoint.errors, *(() if endpoint.public else (401,))})
+        # Every call but the public ones needs the token whenever tokens are configured, and
+        # every write one whose role is "write".
+        errors = sorted(
+            {
+                *endpoint.errors,
+                *(() if endpoint.public else (401,)),
+                *(() if endpoint.public or endpoint.method in READ_METHODS else (403,)),
+            }
+        )
         for status in errors:
             operation["responses"][str(status)] = {"description": STATUS_TEXT.get(status, "Error")}
             if endpoint.method != "HEAD":

@@ -204,7 +204,5 @@ class RolloutView(Model):
     carries its secret)."""
 
 
-class RolloutList(Model):
-    revision: int
-    rollouts: list[RolloutView]
-    """Every route's rollout, running or finished, by route name."""
+# RolloutList, the answer of GET /v1/rollouts, lists pool rollouts too: it is in
+# admin_api.pool_rollout_models, which builds on this module.

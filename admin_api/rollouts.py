@@ -1,4 +1,5 @@
-"""Rollout endpoints: start a route's rollout, read it, pause, resume, promote, abort; list all.
+"""Rollout endpoints: start a route's rollout, read it, pause, resume, promote, abort; list all
+(route and pool rollouts: admin_api.pool_rollouts has the pools' own endpoints).
 
 An adapter like admin_api.routes: the request is checked (body by its model, the route's name,
 If-Match) before the control service is asked, and the service's values and refusals are
@@ -15,9 +16,11 @@ from typing import Any
 
 from aiohttp import web
 
+from admin_api import pool_rollout_models as pm
 from admin_api import rollout_models as m
 from admin_api.context import SERVICE
 from admin_api.http import body, respond, write
+from admin_api.pool_rollout_views import pool_rollout_view
 from admin_api.rollout_views import rollout_view
 from proxy.control.rollout.model import Precheck, RolloutSpec
 from proxy.control.rollout.status import RolloutState
@@ -61,10 +64,15 @@ async def abort_rollout(request: web.Request) -> web.Response:
 
 async def list_rollouts(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    found = service.rollouts()
-    # Every state carries the instance's revision; with no rollout at all, ask for it.
-    revision = found[0].revision if found else service.revision()
-    view = m.RolloutList(revision=revision, rollouts=[rollout_view(state) for state in found])
+    routes = service.rollouts()
+    pools = service.pool_rollouts()
+    # Read together, with no await between: every state carries this same revision.
+    revision = service.revision()
+    view = pm.RolloutList(
+        revision=revision,
+        rollouts=[rollout_view(state) for state in routes],
+        pool_rollouts=[pool_rollout_view(state) for state in pools],
+    )
     return respond(view, revision=revision)
 
 

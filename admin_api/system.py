@@ -14,7 +14,7 @@ from admin_api.explain import Refused, explain_request
 from admin_api.http import actor, body, respond
 from admin_api.openapi import server_url
 from admin_api.problems import Problem
-from admin_api.views import change_view
+from admin_api.views import change_view, workers_view
 
 HISTORY_PAGE = 100
 
@@ -35,23 +35,7 @@ async def ready(request: web.Request) -> web.Response:
 
 async def workers(request: web.Request) -> web.Response:
     found = await request.app[SERVICE].workers()
-    view = models.WorkerList(
-        revision=found.revision,
-        crashes=found.crashes,
-        workers=[
-            models.WorkerView(
-                id=worker.id,
-                pid=worker.pid,
-                serving=worker.serving,
-                revision=worker.revision,
-                crashes=worker.crashes,
-                requests=worker.requests,
-                connections=worker.connections,
-            )
-            for worker in found.workers
-        ],
-    )
-    return respond(view, revision=found.revision)
+    return respond(workers_view(found), revision=found.revision)
 
 
 async def reload(request: web.Request) -> web.Response:

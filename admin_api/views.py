@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from admin_api import models
 from admin_api.shares import shares
-from proxy.control.values import BackendState, Change, PoolState, RouteState
+from proxy.control.values import BackendState, Change, PoolState, RouteState, Workers
 from router.split import percentages
 
 
@@ -121,4 +121,23 @@ def change_view(change: Change) -> models.ChangeView:
         target=change.target,
         before=change.before,
         after=change.after,
+    )
+
+
+def workers_view(found: Workers) -> models.WorkerList:
+    return models.WorkerList(
+        revision=found.revision,
+        crashes=found.crashes,
+        workers=[
+            models.WorkerView(
+                id=worker.id,
+                pid=worker.pid,
+                serving=worker.serving,
+                revision=worker.revision,
+                crashes=worker.crashes,
+                requests=worker.requests,
+                connections=worker.connections,
+            )
+            for worker in found.workers
+        ],
     )

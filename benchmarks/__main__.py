@@ -8,6 +8,7 @@ python -m benchmarks idle [--connections 10000] [--targets turnout,nginx,haproxy
 python -m benchmarks control [--backends 100,1000,5000] [--json PATH]
 python -m benchmarks judge [--rollouts 1000] [--json PATH]
 python -m benchmarks rollout [--step-time 2] [--rate 1000] [--connections 10] [--json PATH]
+python -m benchmarks roll [--slow-seconds 2] [--min-healthy-time 1] [--json PATH]
 """
 
 # ruff: noqa: E402  (the build is chosen before the router benchmark imports the router)
@@ -31,6 +32,8 @@ from benchmarks import (
     idle_bench,
     judge_sim,
     report,
+    roll_bench,
+    roll_report,
     rollout_bench,
     router_bench,
     steady_rollout,
@@ -61,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _judge(args[1:])
     if args[:1] == ["rollout"]:
         return _rollout(args[1:])
+    if args[:1] == ["roll"]:
+        return _roll(args[1:])
     return _proxies(args)
 
 
@@ -345,10 +350,12 @@ def _report(
     text: Callable[[Figures], str],
     to_json: Callable[[Figures], object],
     failures: tuple[type[Exception], ...],
+    problems: Callable[[Figures], list[str]] = lambda figures: [],
 ) -> int:
     """What every measuring subcommand does around its benchmark: run it (SIGTERM as Ctrl-C, so
     its processes are stopped either way), print its figures, write them as JSON if asked.
-    Exit 1 on one of the benchmark's own `failures`, 130 when interrupted."""
+    Exit 1 on one of the benchmark's own `failures`, or (figures printed and written) when
+    `problems` names a scenario that did not end as it must; 130 when interrupted."""
     progress = Progress()
     try:
         with sigterm_as_interrupt():
@@ -364,7 +371,49 @@ def _report(
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(to_json(figures), indent=2) + "\n")
         progress.say(f"wrote {json_path}")
-    return 0
+    wrong = problems(figures)
+    for problem in wrong:
+        print(f"{parser.prog}: did not end as it must: {problem}", file=sys.stderr)
+    return 1 if wrong else 0
+
+
+def _roll(argv: list[str]) -> int:
+    default = roll_bench.Options()
+    parser = argparse.ArgumentParser(
+        prog=f"{_prog()} roll",
+        description="Pool rollouts (rolling replacement) end to end over real HTTP: turnout "
+        "with 2 workers, backend programs that a replace hook really stops and restarts in a "
+        "new version; in place under load with slow requests (failed requests: must be none), "
+        "a new version answering 500s (requests it answered, time to revert), a surge aborted "
+        "during a hold (abort to every worker routing to the old backends, failed requests "
+        "across it). Exits 1 when a scenario does not end as it must. Everything is started "
+        "here and stopped at the end.",
+    )
+    for flag, words in roll_report.FLAGS:
+        value = getattr(default, flag.replace("-", "_"))
+        parser.add_argument(
+            f"--{flag}", type=type(value), default=value, help=f"{words} (default {value:g})"
+        )
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    options = roll_bench.Options(
+        **{
+            flag.replace("-", "_"): getattr(args, flag.replace("-", "_"))
+            for flag, _ in roll_report.FLAGS
+        }
+    )
+    wrong = roll_report.option_problems(options)
+    if wrong:
+        parser.error("; ".join(wrong))
+    return _report(
+        parser,
+        args.json,
+        lambda say: roll_bench.run(options, say),
+        roll_report.text,
+        roll_report.to_json,
+        (roll_bench.RollBenchError, ChildError),
+        roll_report.problems,
+    )
 
 
 def _sizes(value: str) -> tuple[int, ...]:

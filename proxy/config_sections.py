@@ -65,6 +65,9 @@ class TokenConfig(_Section):
     """The token itself (prefer token_env: keep secrets out of files)."""
     token_env: str | None = None
     """The name of an environment variable holding the token, read when the config loads."""
+    role: Literal["read", "write"] = "write"
+    """`read`: GET, HEAD and OPTIONS only (a dashboard on a wall, a script that watches);
+    `write` (the default, as before roles existed): everything."""
 
     @model_validator(mode="after")
     def _one_source(self) -> TokenConfig:

@@ -11,7 +11,7 @@ from typing import TypeAlias
 
 from admin_api.cli import args as types
 from admin_api.cli import commands as run
-from admin_api.cli import rollout
+from admin_api.cli import roll, rollout
 from admin_api.cli.output import TOKEN_ENV, URL_ENV
 from admin_api.client import DEFAULT_URL
 
@@ -58,6 +58,7 @@ def register(commands: Subparsers) -> None:
     add(commands, "workers", run.workers, "worker processes")
     add(commands, "reload", run.reload, "re-read the configuration file")
     rollout.register(commands, common)
+    roll.register(commands, common)
 
 
 def _register_status(status: argparse.ArgumentParser) -> None:

@@ -1,5 +1,9 @@
 """`turnout rollout start|status|list|pause|resume|promote|abort`: drive a route's rollout.
 
+status, pause, resume and abort drive a pool's rollout too (started by `turnout roll`,
+admin_api.cli.roll): NAME is a route's when a route has that name, else a pool's; `--pool`
+says it is the pool's when both exist.
+
 The same conventions as the other admin commands (admin_api.cli): the client from
 --admin-url/--token or the environment, plain text by default and the API's JSON with --json,
 the same exit codes. `start` sends only the options given: the rest comes from the route's
@@ -13,14 +17,16 @@ from __future__ import annotations
 import argparse
 import re
 import time
+from collections.abc import Callable
 from itertools import pairwise
 from typing import TypeAlias
 
 from admin_api.cli import commands as run
+from admin_api.cli import roll_render
 from admin_api.cli import rollout_render as render
 from admin_api.cli.args import revision
-from admin_api.cli.output import emit_frame, emit_json, show
-from admin_api.client import JSON, AdminClient
+from admin_api.cli.output import PROBLEM, emit_frame, emit_json, show
+from admin_api.client import JSON, AdminClient, AdminError
 
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "start": (
@@ -37,11 +43,13 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
 """Shown under each subcommand's --help, named for the demo's routes and pools."""
 
 VERBS = {
-    "pause": "pause the rollout where it is (the weights stay)",
+    "pause": "pause the rollout where it is (the weights, or the pool's backends, stay)",
     "resume": "resume a paused rollout",
     "promote": "skip the remaining steps: the new version gets everything now",
-    "abort": "everything back to the old version at once",
+    "abort": "everything back to the old version (a pool in place: reverted, newest first)",
 }
+POOL_VERBS = ("pause", "resume", "abort")
+"""The commands a pool's rollout takes too."""
 
 WATCH_INTERVAL = 1.0
 
@@ -169,16 +177,19 @@ def status(client: AdminClient, args: argparse.Namespace) -> int:
     limit = args.count if args.count is not None else (None if watching else 1)
     shown = 0
     try:
+        pool, view = _either(
+            args, lambda: client.rollout(args.route), lambda: client.pool_rollout(args.route)
+        )
         while True:
-            view = client.rollout(args.route)
             if args.json:
                 emit_json(view, compact=watching)  # watching: NDJSON, one document a line
             else:
-                emit_frame(render.render_rollout(view), watching)
+                emit_frame(_render(pool, view), watching)
             shown += 1
             if render.is_final(view) or (limit is not None and shown >= limit):
                 return 0
             time.sleep(args.interval)
+            view = client.pool_rollout(args.route) if pool else client.rollout(args.route)
     except KeyboardInterrupt:
         if not watching:
             raise
@@ -187,16 +198,50 @@ def status(client: AdminClient, args: argparse.Namespace) -> int:
 
 def list_rollouts(client: AdminClient, args: argparse.Namespace) -> int:
     document = client.rollouts()
-    return show(args, document, lambda: render.render_rollouts(document))
+    return show(args, document, lambda: roll_render.render_every_rollout(document))
 
 
 def _verb(verb: str) -> run.Command:
     def command(client: AdminClient, args: argparse.Namespace) -> int:
-        view = client.rollout_command(args.route, verb, if_match=args.if_match)
-        return show(args, view, lambda: render.render_rollout(view))
+        name, if_match = args.route, args.if_match
+        pool, view = _either(
+            args,
+            lambda: client.rollout_command(name, verb, if_match=if_match),
+            lambda: client.pool_rollout_command(name, verb, if_match=if_match),
+        )
+        return show(args, view, lambda: _render(pool, view))
 
     command.__name__ = verb
     return command
+
+
+def _either(
+    args: argparse.Namespace, route: Callable[[], JSON], pool: Callable[[], JSON]
+) -> tuple[bool, JSON]:
+    """The route's answer, or with no route of that name (or --pool) the pool's; whether it is
+    the pool's. A name that is neither is the route's 404, saying so."""
+    if getattr(args, "pool", False):
+        return True, pool()
+    try:
+        return False, route()
+    except AdminError as refused:
+        if refused.status != 404 or refused.type != UNKNOWN_ROUTE:
+            raise
+        try:
+            return True, pool()
+        except AdminError as error:
+            if error.status == 404 and error.type == UNKNOWN_POOL:
+                detail = f"no route or pool named {args.route!r}"
+                raise AdminError(404, refused.title, detail, refused.type) from None
+            raise
+
+
+UNKNOWN_ROUTE = PROBLEM + "unknown-route"
+UNKNOWN_POOL = PROBLEM + "unknown-pool"
+
+
+def _render(pool: bool, view: JSON) -> str:
+    return roll_render.render_pool_rollout(view) if pool else render.render_rollout(view)
 
 
 # Command lines
@@ -213,8 +258,10 @@ def register(commands: Subparsers, common: argparse.ArgumentParser) -> None:
         return run.add_command(actions, name, handler, help, common, EXAMPLES[name])
 
     _register_start(add("start", start, "start a rollout on a route"))
-    status_parser = add("status", status, "a route's rollout: phase, step, verdict, evidence")
-    status_parser.add_argument("route", metavar="ROUTE")
+    status_parser = add(
+        "status", status, "a route's or pool's rollout: where it is, why, verdict, evidence"
+    )
+    _name(status_parser)
     status_parser.add_argument(
         "--watch", "-w", action="store_true", help="refresh until it is final or Ctrl-C"
     )
@@ -222,11 +269,23 @@ def register(commands: Subparsers, common: argparse.ArgumentParser) -> None:
     status_parser.add_argument(
         "--interval", type=duration, default=WATCH_INTERVAL, help="between refreshes (1s)"
     )
-    add("list", list_rollouts, "every route's rollout")
+    add("list", list_rollouts, "every route's and every pool's rollout")
     for verb, help in VERBS.items():
         parser = add(verb, _verb(verb), help)
-        parser.add_argument("route", metavar="ROUTE")
+        if verb in POOL_VERBS:
+            _name(parser)
+        else:
+            parser.add_argument("route", metavar="ROUTE")
         _if_match(parser)
+
+
+def _name(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "route", metavar="NAME", help="a route, else a pool (turnout roll) of that name"
+    )
+    parser.add_argument(
+        "--pool", action="store_true", help="NAME is a pool (when a route has that name too)"
+    )
 
 
 def _register_start(parser: argparse.ArgumentParser) -> None:

@@ -44,14 +44,8 @@ def render_rollout(view: JSON) -> str:
     cause = view.get("cause")
     if cause:
         lines.append(f"  cause     {cause}")
-    verdict = _mapping(view.get("verdict"))
-    if verdict:
-        outcome, reason = str(verdict.get("outcome")), str(verdict.get("reason") or "-")
-        # The judge's reasons begin with their outcome in words ("not worse: ..."): once is
-        # enough.
-        said = reason.startswith(outcome.replace("-", " "))
-        lines.append(f"  verdict   {reason if said else f'{outcome}: {reason}'}")
-    lines.extend(evidence_lines(_mapping(view.get("evidence"))))
+    lines.extend(verdict_lines(view))
+    lines.extend(evidence_lines(mapping(view.get("evidence"))))
     lines.append(
         f"  revision  {view.get('revision')} (last transition {view.get('transitionRevision')},"
         f" {view.get('updated')})"
@@ -59,25 +53,35 @@ def render_rollout(view: JSON) -> str:
     return "\n".join(lines)
 
 
+def verdict_lines(view: JSON) -> list[str]:
+    verdict = mapping(view.get("verdict"))
+    if not verdict:
+        return []
+    outcome, reason = str(verdict.get("outcome")), str(verdict.get("reason") or "-")
+    # The judge's reasons begin with their outcome in words ("not worse: ..."): once is enough.
+    said = reason.startswith(outcome.replace("-", " "))
+    return [f"  verdict   {reason if said else f'{outcome}: {reason}'}"]
+
+
 def evidence_lines(evidence: dict[str, Any]) -> list[str]:
     if not evidence:
         return []
     lines = []
-    errors = _mapping(evidence.get("errors"))
+    errors = mapping(evidence.get("errors"))
     if errors:
         lines.append(
             "  errors    "
             + _compare(errors, "canaryErrors", "baselineErrors")
-            + f"; evidence {_evidence(errors)}"
+            + f"; evidence {evidence_text(errors)}"
         )
-    latency = _mapping(evidence.get("latency"))
+    latency = mapping(evidence.get("latency"))
     if latency:
         above = latency.get("slowAbove")
         slow = f"slow above {above:g} s" if isinstance(above, int | float) else "not calibrated"
         lines.append(
             f"  latency   {slow}: "
             + _compare(latency, "canarySlow", "baselineSlow")
-            + f"; evidence {_evidence(latency)}"
+            + f"; evidence {evidence_text(latency)}"
         )
     lines.append(
         f"  requests  {evidence.get('stepRequests')} in this step "
@@ -88,12 +92,12 @@ def evidence_lines(evidence: dict[str, Any]) -> list[str]:
 
 def _compare(test: dict[str, Any], canary: str, baseline: str) -> str:
     return (
-        f"new {_count(test.get(canary), test.get('canaryRequests'))} vs "
-        f"old {_count(test.get(baseline), test.get('baselineRequests'))}"
+        f"new {count_text(test.get(canary), test.get('canaryRequests'))} vs "
+        f"old {count_text(test.get(baseline), test.get('baselineRequests'))}"
     )
 
 
-def _count(events: Any, requests: Any) -> str:
+def count_text(events: Any, requests: Any) -> str:
     if not isinstance(events, int) or not isinstance(requests, int):
         return "-"
     if not requests:
@@ -101,7 +105,7 @@ def _count(events: Any, requests: Any) -> str:
     return f"{events}/{requests} ({100 * events / requests:.2g} %)"
 
 
-def _evidence(test: dict[str, Any]) -> str:
+def evidence_text(test: dict[str, Any]) -> str:
     value, threshold = test.get("evidence"), test.get("threshold")
     if not isinstance(value, int | float) or not isinstance(threshold, int | float):
         return "-"
@@ -116,7 +120,7 @@ def render_rollouts(document: JSON) -> str:
             view.get("strategy"),
             view.get("phase"),
             step_text(view),
-            _mapping(view.get("verdict")).get("outcome"),
+            mapping(view.get("verdict")).get("outcome"),
             view.get("reason"),
         ]
         for view in document.get("rollouts") or []
@@ -126,5 +130,5 @@ def render_rollouts(document: JSON) -> str:
     return f"revision {document.get('revision')}\n" + table(header, rows)
 
 
-def _mapping(value: Any) -> dict[str, Any]:
+def mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}

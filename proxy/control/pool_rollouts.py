@@ -10,7 +10,7 @@ phase is refused with RolloutConflict.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 from proxy.control.errors import NotFound, RolloutConflict
@@ -136,6 +136,10 @@ class PoolRolloutCommands:
         return tuple(
             plane.rolling.state(plane.pool_rollouts[p]) for p in sorted(plane.pool_rollouts)
         )
+
+    def pool_rollout_aborts(self) -> Mapping[tuple[str, str], int]:
+        """(pool, cause) -> pool rollouts aborted since the instance started."""
+        return dict(self._plane.rolling.aborts)
 
     def _live_pool(self, pool: str, command: str) -> PoolRollout:
         self.require_pool(pool)

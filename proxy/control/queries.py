@@ -25,6 +25,8 @@ from proxy.control.values import (
     ProbeState,
     Readiness,
     RequestRules,
+    RouteCounters,
+    RouteCounts,
     Routes,
     RouteState,
     SlowStartState,
@@ -72,9 +74,11 @@ class Queries:
             workers=len(plane.supervisor.slots),
         )
 
-    async def routes(self) -> Routes:
-        """Every route, with the observed split as of now (the workers are asked)."""
-        await self.refresh_counters()
+    async def routes(self, *, fresh: bool = True) -> Routes:
+        """Every route, with the observed split as of now (the workers are asked; with
+        `fresh=False`, as of their last reports: for a caller that has just asked them)."""
+        if fresh:
+            await self.refresh_counters()
         snapshot = self._plane.snapshot
         states = tuple(self._route_state(spec.name, snapshot) for spec in snapshot.spec.routes)
         return Routes(snapshot.revision, states)
@@ -84,9 +88,10 @@ class Queries:
         await self.refresh_counters()
         return self._route_state(name, self._plane.snapshot)
 
-    async def pools(self) -> Pools:
-        """Every pool, with health and in-flight counts as of now."""
-        await self.refresh_counters()
+    async def pools(self, *, fresh: bool = True) -> Pools:
+        """Every pool, with health and in-flight counts as of now (`fresh` as for routes)."""
+        if fresh:
+            await self.refresh_counters()
         snapshot = self._plane.snapshot
         states = tuple(self._pool_state(spec.name, snapshot) for spec in snapshot.spec.pools)
         return Pools(snapshot.revision, states)
@@ -101,8 +106,9 @@ class Queries:
         self.require_backend(pool, backend)
         return self._backend_state(pool, backend, self._plane.snapshot)
 
-    async def workers(self) -> Workers:
-        await self.refresh_counters()
+    async def workers(self, *, fresh: bool = True) -> Workers:
+        if fresh:
+            await self.refresh_counters()
         plane = self._plane
         return Workers(plane.snapshot.revision, plane.supervisor.crashes, self._worker_states())
 
@@ -121,9 +127,9 @@ class Queries:
             downstream.max_header_bytes,
         )
 
-    def tokens(self) -> tuple[tuple[str, str], ...]:
-        """The admin API's bearer tokens: (name, secret)."""
-        return tuple((t.name, t.secret()) for t in self._plane.settings.admin.tokens)
+    def tokens(self) -> tuple[tuple[str, str, str], ...]:
+        """The admin API's bearer tokens: (name, secret, role)."""
+        return tuple((t.name, t.secret(), t.role) for t in self._plane.settings.admin.tokens)
 
     async def refresh_counters(self) -> None:
         """Ask every worker for its counters now (the last report of one that is slow)."""
@@ -149,6 +155,22 @@ class Queries:
             },
             workers=self._worker_states(),
             crashes=plane.supervisor.crashes,
+        )
+
+    def route_counters(self) -> RouteCounters:
+        """Requests, 5xx answers and duration buckets per (route, pool), as of the workers'
+        last reports: what the dashboard's per-second series are the differences of."""
+        plane = self._plane
+        return RouteCounters(
+            bounds=tuple(plane.settings.metrics.buckets),
+            routes={
+                key: RouteCounts(
+                    requests=total.requests,
+                    errors=sum(n for code, n in total.codes.items() if code >= 500),
+                    buckets=tuple(total.buckets),
+                )
+                for key, total in plane.telemetry.routes().items()
+            },
         )
 
     def _route_state(self, name: str, snapshot: Snapshot) -> RouteState:

@@ -30,6 +30,8 @@ __all__ = [
     "ProbeState",
     "Readiness",
     "RequestRules",
+    "RouteCounters",
+    "RouteCounts",
     "RouteState",
     "Routes",
     "SlowStartState",
@@ -197,3 +199,25 @@ class InstanceState:
     health: Mapping[Key, HealthCounters]
     workers: tuple[WorkerState, ...]
     crashes: int
+
+
+@dataclass(frozen=True, slots=True)
+class RouteCounts:
+    """One (route, pool)'s requests over the life of the instance (every worker, dead ones
+    included, so they only grow)."""
+
+    requests: int
+    errors: int
+    """Answered with a status >= 500."""
+    buckets: tuple[int, ...]
+    """Requests per duration bucket (not cumulative); the last one is +Inf."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteCounters:
+    """The per-(route, pool) counters a time series is made of, as of the workers' last
+    reports."""
+
+    bounds: tuple[float, ...]
+    """Upper bounds of the duration buckets, in seconds (without +Inf)."""
+    routes: Mapping[Key, RouteCounts]

@@ -514,7 +514,7 @@ async def test_help_lists_every_admin_command_next_to_the_existing_ones() -> Non
     assert listed == [
         *("run", "check-config", "demo", "bench", "status", "weights", "switch", "rollback"),
         *("promote", "abort", "undo", "drain", "enable", "backends", "history", "workers"),
-        *("reload", "rollout"),
+        *("reload", "rollout", "roll"),
     ]
 
 

@@ -59,8 +59,12 @@ def check(line: str) -> None:
         (pool, backend["name"]) for pool, spec in pools.items() for backend in spec["backends"]
     }
     route = routes.get(args.route) if getattr(args, "route", None) else None
-    if getattr(args, "route", None):
+    # `rollout status|pause|resume|abort NAME` takes a route's name or a pool's.
+    either = argv[0] == "rollout" and argv[1] != "start"
+    if getattr(args, "route", None) and not (either and args.route in pools):
         assert route is not None, f"{line}: no route {args.route!r} in config.example.toml"
+    if argv[0] == "roll":
+        assert args.pool in pools, f"{line}: no pool {args.pool!r} in config.example.toml"
     if argv[0] == "weights":
         assert route is not None
         given = [pool for pool, _ in args.weights]

@@ -261,6 +261,9 @@ class PoolRolloutController:
             seconds * 1000,
         )
         self._cancel_hooks_of_other_stages(rollout)
+        # The stage begins now, not at the next tick: a hook that finishes before that tick
+        # must find its stage current, or its result is never seen and the stage waits for ever.
+        self._run(rollout)
         if action.hooks and action.hook is not None:
             self._start_hooks(rollout, action.hooks, action.hook)
         self._notify(step.event, rollout)
@@ -288,6 +291,7 @@ class PoolRolloutController:
                 )
             except Exception as error:
                 log.warning("rollout of pool %s: resuming refused: %s", rollout.pool, error)
+        self._run(rollout)  # as in write: a hook's result needs its stage current
         if action.hooks and action.hook is not None:
             self._start_hooks(rollout, action.hooks, action.hook)
 

@@ -103,7 +103,8 @@ def fold(
     run.new_errors += max(ne, 0)
     run.old_requests += max(orq, 0)
     run.old_errors += max(oe, 0)
-    run.verdict = judge.verdict(run.errors, Test(), run.new_requests, settings)
+    names = ("new", "old") if rollout.spec.mode == "surge" else ("replaced", "not replaced")
+    run.verdict = judge.verdict(run.errors, Test(), run.new_requests, settings, names)
 
 
 def waiting_on_checks(rollout: PoolRollout) -> tuple[str, ...]:

@@ -277,30 +277,38 @@ def abort_threshold(settings: JudgeSettings) -> float:
     return TESTS / settings.alpha
 
 
-def verdict(errors: Test, latency: Test, step_requests: int, settings: JudgeSettings) -> Verdict:
+def verdict(
+    errors: Test,
+    latency: Test,
+    step_requests: int,
+    settings: JudgeSettings,
+    names: tuple[str, str] = ("canary", "baseline"),
+) -> Verdict:
     """Worse as soon as either test's evidence reaches its threshold (see `threshold`); not
     worse once the new version answered at least settings.min_requests in the step with neither
-    test there; else inconclusive (no data is never failure)."""
+    test there; else inconclusive (no data is never failure). `names`: what the reasons call
+    the new and the old side (a pool rollout's are backends, not a canary and a baseline)."""
     threshold = abort_threshold(settings)
     error_evidence, latency_evidence = errors.evidence, latency.evidence
+    canary = names[0]
     if error_evidence >= threshold and _material(errors, MARGINS["errors"]):
-        return Verdict("worse", "errors", _worse("5xx rate", errors, error_evidence, threshold))
+        reason = _worse("5xx rate", errors, error_evidence, threshold, names)
+        return Verdict("worse", "errors", reason)
     if latency_evidence >= threshold and _material(latency, MARGINS["latency"]):
-        return Verdict(
-            "worse", "latency", _worse("slow responses", latency, latency_evidence, threshold)
-        )
+        reason = _worse("slow responses", latency, latency_evidence, threshold, names)
+        return Verdict("worse", "latency", reason)
     if step_requests >= settings.min_requests:
         return Verdict(
             "not-worse",
             None,
             f"not worse: evidence {_figure(error_evidence)} (errors) and "
             f"{_figure(latency_evidence)} (latency) < {_figure(threshold)} after "
-            f"{step_requests:,} canary requests this step",
+            f"{step_requests:,} {canary} requests this step",
         )
     return Verdict(
         "inconclusive",
         None,
-        f"inconclusive: {step_requests:,} of {settings.min_requests:,} canary requests this step",
+        f"inconclusive: {step_requests:,} of {settings.min_requests:,} {canary} requests this step",
     )
 
 
@@ -313,16 +321,17 @@ def _material(test: Test, margin: float) -> bool:
     return canary - test.baseline_events / test.baseline_requests >= margin
 
 
-def _worse(what: str, test: Test, evidence: float, threshold: float) -> str:
+def _worse(what: str, test: Test, evidence: float, threshold: float, names: tuple[str, str]) -> str:
     tail = f"evidence {_figure(evidence)} ≥ {_figure(threshold)}"
     canary = _percent(test.canary_events, test.canary_requests)
     if not test.baseline_requests:
         # Blue-green: the reference is a bound from before the switch, not a running count.
         return f"new version {what} {canary}, {tail} after {test.canary_requests:,} requests"
     baseline = _percent(test.baseline_events, test.baseline_requests)
+    new, old = names
     return (
-        f"canary {what} {canary} vs baseline {baseline}, {tail} after "
-        f"{test.canary_requests:,} canary requests"
+        f"{new} {what} {canary} vs {old} {baseline}, {tail} after "
+        f"{test.canary_requests:,} {new} requests"
     )
 
 

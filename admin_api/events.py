@@ -1,0 +1,240 @@
+"""GET /v1/events/stream: the instance, live, as server-sent events; one producer, fanned out.
+
+Theory of operation. Each admin application has one `Events`. While at least one client is
+subscribed, one task (the producer) builds a frame (admin_api.frame) every second: it asks every
+worker for its counters once, reads the control service's queries in one go, advances the
+per-second series and the rollouts' evidence history (admin_api.series), serializes the frame
+once with orjson and offers the same bytes to every subscriber. Invariants:
+- No subscriber, no work: the first subscriber starts the producer, the last one to leave
+  stops it, and so does the application's shutdown. 20 tabs cost what one costs.
+- A subscriber's queue holds at most QUEUE frames; offering to a full one drops its oldest
+  frame, so a client that reads slowly (or not at all) loses old frames and never slows the
+  producer or the others; with its socket's send buffer capped too (SEND_BUFFER), what a
+  stalled client holds is bounded. Every frame carries the whole state, so a lost frame loses nothing
+  but a second's freshness.
+- A new subscriber gets the last frame at once (or the first one the producer builds), then
+  every new one. The series and evidence outlive a stopped producer, so reopening the page
+  keeps its charts (the seconds no one watched are spread evenly: admin_api.series).
+On the wire (the WHATWG HTML "server-sent events" format): `retry: 2000` first, each frame as
+`event: state`, `id: <revision>`, `data: <JSON on one line>`, and a `: keep-alive` comment when
+no frame went out for KEEPALIVE seconds (proxies close silent connections).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Iterator
+
+import orjson
+from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from admin_api import frame
+from admin_api.series import EvidenceHistory, Series
+from proxy.control import ControlService
+
+log = logging.getLogger("turnout.admin")
+
+INTERVAL = 1.0
+"""Seconds between frames."""
+QUEUE = 2
+"""Frames a subscriber may be behind before its oldest is dropped: one frame is the whole
+state, so a reader one behind (a pause in the browser) loses nothing, and a stalled one holds
+no more than this."""
+SEND_BUFFER = 256 * 1024
+"""The kernel's send buffer for a stream (it grows to 4 MiB by itself on Linux): what a stalled
+reader may pin before its frames are dropped, still ample for a frame a second over a WAN."""
+KEEPALIVE = 15.0
+RETRY = b"retry: 2000\n\n"
+"""How long a browser's EventSource waits before it reconnects, in milliseconds."""
+
+
+class Subscriber:
+    """One client's bounded queue of encoded frames; None ends the stream."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE)
+        self.dropped = 0
+
+    def offer(self, item: bytes | None) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait(item)
+
+    async def next(self) -> bytes | None:
+        """The next frame (None: the stream ends)."""
+        return await self._queue.get()
+
+
+class Events:
+    def __init__(self, service: ControlService, interval: float = INTERVAL) -> None:
+        self.service = service
+        self.interval = interval
+        self.frames = 0
+        """Frames built since the application started."""
+        self._dropped = 0
+        self._subscribers: set[Subscriber] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._last: bytes | None = None
+        self._closed = False
+        self._series = Series()
+        self._evidence = EvidenceHistory()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped from slow subscribers' queues, those gone included."""
+        return self._dropped + sum(s.dropped for s in self._subscribers)
+
+    @property
+    def producing(self) -> bool:
+        return self._task is not None
+
+    def subscribe(self) -> Subscriber:
+        subscriber = Subscriber()
+        if self._closed:
+            subscriber.offer(None)
+            return subscriber
+        self._subscribers.add(subscriber)
+        if self._task is None:
+            self._task = asyncio.create_task(self._produce(), name="turnout-events")
+        elif self._last is not None:
+            subscriber.offer(self._last)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        if subscriber in self._subscribers:
+            self._subscribers.discard(subscriber)
+            self._dropped += subscriber.dropped
+        if not self._subscribers:
+            self._stop()
+
+    async def close(self) -> None:
+        """End every stream and the producer (the application shuts down)."""
+        self._closed = True
+        for subscriber in self._subscribers:
+            subscriber.offer(None)
+        task = self._stop()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _stop(self) -> asyncio.Task[None] | None:
+        task, self._task, self._last = self._task, None, None
+        if task is not None:
+            task.cancel()
+        return task
+
+    async def _produce(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            try:
+                encoded = await self._build()
+            except Exception:  # one bad frame must not end the stream for everyone
+                log.exception("event stream: building a frame failed")
+            else:
+                self._last = encoded
+                for subscriber in self._subscribers:
+                    subscriber.offer(encoded)
+            # Fixed rate, and never a burst to catch up after a slow frame.
+            due = max(due + self.interval, loop.time())
+            await asyncio.sleep(due - loop.time())
+
+    async def _build(self) -> bytes:
+        service = self.service
+        await service.refresh_counters()  # once: the queries below read these reports
+        # No await from here on: every part of the frame is of the same moment and revision.
+        state = frame.State(
+            time=time.time(),
+            routes=await service.routes(fresh=False),
+            pools=await service.pools(fresh=False),
+            workers=await service.workers(fresh=False),
+            rollouts=service.rollouts(),
+            pool_rollouts=service.pool_rollouts(),
+            history=service.history(frame.HISTORY),
+        )
+        self._series.update(time.monotonic(), service.route_counters())
+        self._evidence.record(
+            state.time, frame.evidence_samples(state.rollouts, state.pool_rollouts)
+        )
+        self.frames += 1
+        data = frame.frame(
+            state,
+            self._series.view(frame.route_pools(state.routes)),
+            self._evidence.view(),
+            self.frames,
+        )
+        return b"event: state\nid: %d\ndata: %b\n\n" % (state.routes.revision, orjson.dumps(data))
+
+
+EVENTS = web.AppKey("events", Events)
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    events = request.app[EVENTS]
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # nginx in front: pass frames on as they come
+        }
+    )
+    await response.prepare(request)
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+    subscriber = events.subscribe()
+    try:
+        await response.write(RETRY)
+        while True:
+            try:
+                async with asyncio.timeout(KEEPALIVE):
+                    item = await subscriber.next()
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            if item is None:
+                break
+            await response.write(item)
+    except ConnectionError:
+        pass  # the client went away: a write to its closed connection says so
+    finally:
+        events.unsubscribe(subscriber)
+    return response
+
+
+class EventsCollector(Collector):
+    """The producer's own counters on /metrics."""
+
+    def __init__(self, events: Events) -> None:
+        self.events = events
+
+    def collect(self) -> Iterator[Metric]:
+        events = self.events
+        frames = CounterMetricFamily(
+            "turnout_admin_event_frames",
+            "Frames the event stream's producer built (one per second while anyone watches, "
+            "however many do).",
+        )
+        frames.add_metric([], events.frames)
+        dropped = CounterMetricFamily(
+            "turnout_admin_event_frames_dropped",
+            "Frames dropped from the queue of a subscriber that read too slowly.",
+        )
+        dropped.add_metric([], events.dropped)
+        subscribers = GaugeMetricFamily(
+            "turnout_admin_event_subscribers", "Clients reading the event stream now."
+        )
+        subscribers.add_metric([], events.subscribers)
+        yield from (frames, dropped, subscribers)
