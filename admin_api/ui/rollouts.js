@@ -144,12 +144,30 @@ function routeRollout(frame, rollout, ctx) {
   );
 }
 
+function hookView(title, kind, hook) {
+  if (!hook) return null;
+  return h(
+    "div",
+    { class: ["hook", kind, failedClass(hook)] },
+    h("p", {}, `${title}: ${hook.action} ${hook.backend} ${hook.ok ? "✔ succeeded" : "✖ failed"} (${hook.reason})`),
+    hook.tail && hook.tail.length ? h("pre", { class: "hook-output" }, hook.tail.join("\n")) : h("p", { class: "muted small" }, "no output"),
+  );
+}
+
+function failedClass(hook) {
+  return hook.ok ? null : "bad";
+}
+
 function poolRollout(frame, rollout, ctx) {
   const labels = rollout.batches.map((names, index) => {
     const fresh = (rollout.newBatches || [])[index];
     return `batch ${index + 1}: ${names.join(", ")}${fresh && fresh.length ? ` → ${fresh.join(", ")}` : ""}`;
   });
-  const hook = rollout.hooks && rollout.hooks.length ? rollout.hooks[rollout.hooks.length - 1] : null;
+  // The last hook, and the last failed one when it is not the same (a revert follows a failed
+  // replace: the failure's output is what the operator needs).
+  const hooks = rollout.hooks || [];
+  const last = hooks.length ? hooks[hooks.length - 1] : null;
+  const failed = [...hooks].reverse().find((hook) => !hook.ok) || null;
   const series = (frame.evidence || {})[`pool/${rollout.pool}`] || [];
   const id = `pool-rollout-${rollout.pool}`;
   const ev = rollout.evidence;
@@ -175,14 +193,8 @@ function poolRollout(frame, rollout, ctx) {
       evidenceChart(series, ev.threshold),
       h("div", {}, counts([["errors", share(ev.newErrors, ev.newRequests, "errors"), share(ev.oldErrors, ev.oldRequests, "errors"), fmtEvidence(ev.evidence)]])),
     ),
-    hook
-      ? h(
-          "div",
-          { class: "hook" },
-          h("p", {}, `Last hook: ${hook.action} ${hook.backend} ${hook.ok ? "✔ succeeded" : "✖ failed"} (${hook.reason})`),
-          hook.tail && hook.tail.length ? h("pre", { class: "hook-output" }, hook.tail.join("\n")) : h("p", { class: "muted small" }, "no output"),
-        )
-      : null,
+    hookView("Last hook", "hook-last", last),
+    failed && failed !== last ? hookView("Last failed hook", "hook-failed", failed) : null,
     commands("pools", rollout.pool, rollout.phase, ["pause", "resume", "abort"], ctx),
   );
 }

@@ -1,5 +1,6 @@
-"""A canary rollout on the dashboard: its commands from the page (pause, resume, abort), and the
-reason in words, step and cause of a rollout the judge aborted because the canary failed."""
+"""Rollouts on the dashboard: a canary rollout's commands from the page (pause, resume, abort),
+the reason in words, step and cause of one the judge aborted because the canary failed, and a
+pool rollout whose replace hook failed: its batches, reason and the hook's output."""
 
 from __future__ import annotations
 
@@ -20,12 +21,15 @@ Canary = tuple[Turnout, Switchable]
 
 @pytest.fixture(scope="module")
 def canary(loop: BackendLoop) -> Iterator[Canary]:
-    _, stable = start(loop, "stable")
+    stable = [start(loop, "stable")[1] for _ in range(2)]
     behaviour, canary = start(loop, "canary")
     data = config(
-        {"stable": [stable], "canary": [canary]},
+        {"stable": stable, "canary": [canary]},
         {"web": {"weights": {"stable": 100, "canary": 0}}},
     )
+    # A pool rollout waits on active checks; only `stable` has them (a failing canary must be
+    # judged on its answers, not taken out by its probes).
+    data["pools"]["stable"]["health"] = {"enabled": True, "interval": 0.5, "path": "/"}
     with running(data, paths=("/",)) as turnout:
         yield turnout, behaviour
 
@@ -94,3 +98,40 @@ def test_the_reason_of_a_rollout_the_judge_aborted(page: Page, canary: Canary) -
     chart = card.get_by_role("img", name="Evidence against the new version", exact=False)
     expect(chart).to_have_attribute("aria-label", re.compile(r"the rollout aborts at \d+"))
     expect(page.locator("[data-route=web] [data-pool=canary] .weight")).to_have_text("0 (0.0 %)")
+
+
+# Prints what it does, and fails replacing (exit 3) but not reverting.
+HOOK = [
+    "sh",
+    "-c",
+    'echo "$TURNOUT_ACTION $TURNOUT_BACKEND"; '
+    '[ "$TURNOUT_ACTION" = revert ] || { echo "image not found" >&2; exit 3; }',
+]
+
+
+def test_a_pool_rollout_whose_hook_failed(page: Page, canary: Canary) -> None:
+    turnout, _ = canary
+    page.goto(turnout.url)
+    live(page)
+    spec = {"mode": "in-place", "batch": 1, "hook": {"command": HOOK}}
+    turnout.api.call("POST", "/v1/pools/stable/rollout", spec).ok(201)
+
+    def ended() -> dict[str, Any] | None:
+        status: dict[str, Any] = turnout.api.get("/v1/pools/stable/rollout")
+        return status if status["phase"] == "aborted" and not status["reverting"] else None
+
+    done = wait_for(ended, timeout=20, what="the pool rollout aborted and reverted")
+    assert done["cause"] == "hook", done
+    card = page.locator("[data-pool-rollout=stable]")
+    expect(card.locator(".reason")).to_have_text(done["reason"])
+    expect(card).to_contain_text("cause: hook")
+    expect(card.locator(".step-stopped")).to_contain_text("batch 1: stable-1")
+    expect(card.locator(".step-pending")).to_contain_text("batch 2: stable-2")
+    # The failed replace, with its output, as well as the revert that followed it.
+    expect(card.locator(".hook-failed")).to_contain_text(
+        "replace stable-1 ✖ failed (exit status 3)"
+    )
+    expect(card.locator(".hook-failed .hook-output")).to_have_text(
+        "replace stable-1\nimage not found"
+    )
+    expect(card.locator(".hook-last")).to_contain_text("revert stable-1 ✔ succeeded")
