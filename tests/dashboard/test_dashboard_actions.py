@@ -38,7 +38,8 @@ def test_a_switch_and_a_rollback_from_the_page(page: Page, shop: Turnout) -> Non
     expect(card.locator(".previous-colour")).to_have_text("blue")
     expect(page.get_by_role("status")).to_contain_text("shop switched to green")
     change = shop.api.get("/v1/history?limit=1")["changes"][0]
-    assert (change["action"], change["target"]) == ("switch", "route/shop"), change
+    # Through the API with the page's bearer token: recorded under the token's name.
+    assert (change["action"], change["target"], change["actor"]) == ("switch", "route/shop", "ops")
 
     card.get_by_role("button", name="Roll back").click()
     confirm(page, "Roll back")

@@ -29,15 +29,15 @@ def canary(loop: BackendLoop) -> Iterator[Canary]:
     )
     # A pool rollout waits on active checks; only `stable` has them (a failing canary must be
     # judged on its answers, not taken out by its probes).
-    data["pools"]["stable"]["health"] = {"enabled": True, "interval": 0.5, "path": "/"}
+    data["pools"]["stable"]["health"] = {"enabled": True, "interval": 0.2, "path": "/"}
     with running(data, paths=("/",)) as turnout:
         yield turnout, behaviour
 
 
-def begin(turnout: Turnout, step_time: float) -> None:
+def begin(turnout: Turnout, step_time: float, steps: tuple[int, ...] = (20, 50, 100)) -> None:
     spec = {
         "canary": "canary",
-        "steps": [20, 50, 100],
+        "steps": list(steps),
         "stepTime": step_time,
         "judge": {"minRequests": 20},
     }
@@ -56,9 +56,9 @@ def command(page: Page, verb: str) -> None:
 
 def test_pause_resume_and_abort_from_the_page(page: Page, canary: Canary) -> None:
     turnout, _ = canary
+    begin(turnout, step_time=60)
     page.goto(turnout.url)
     live(page)
-    begin(turnout, step_time=60)
     card = page.locator("[data-rollout=web]")
     expect(card.locator(".step-current")).to_contain_text("20 %")
     command(page, "Pause")
@@ -79,21 +79,21 @@ def test_pause_resume_and_abort_from_the_page(page: Page, canary: Canary) -> Non
 def test_the_reason_of_a_rollout_the_judge_aborted(page: Page, canary: Canary) -> None:
     turnout, behaviour = canary
     behaviour.failing = True
+    begin(turnout, step_time=60, steps=(50, 100))  # half the traffic: judged sooner
     page.goto(turnout.url)
     live(page)
-    begin(turnout, step_time=60)
     done = wait_for(
         lambda: (r := rollout(turnout))["phase"] == "aborted" and r, timeout=20, what="aborted"
     )
     assert done["cause"] == "errors", done
     card = page.locator("[data-rollout=web]")
-    # The reason in words, as the API gives it ("aborted at step 1/3 (20 %): canary ..."),
+    # The reason in words, as the API gives it ("aborted at step 1/2 (50 %): canary ..."),
     # the step where it stopped, and the cause.
     expect(card.locator(".reason")).to_have_text(done["reason"])
     assert "canary" in done["reason"], done["reason"]
     expect(card).to_contain_text("✖ aborted")
     expect(card).to_contain_text("cause: errors")
-    expect(card.locator(".step-stopped")).to_contain_text("20 %")
+    expect(card.locator(".step-stopped")).to_contain_text("50 %")
     # The evidence chart says the same in its text alternative.
     chart = card.get_by_role("img", name="Evidence against the new version", exact=False)
     expect(chart).to_have_attribute("aria-label", re.compile(r"the rollout aborts at \d+"))
@@ -111,10 +111,10 @@ HOOK = [
 
 def test_a_pool_rollout_whose_hook_failed(page: Page, canary: Canary) -> None:
     turnout, _ = canary
-    page.goto(turnout.url)
-    live(page)
     spec = {"mode": "in-place", "batch": 1, "hook": {"command": HOOK}}
     turnout.api.call("POST", "/v1/pools/stable/rollout", spec).ok(201)
+    page.goto(turnout.url)
+    live(page)
 
     def ended() -> dict[str, Any] | None:
         status: dict[str, Any] = turnout.api.get("/v1/pools/stable/rollout")
