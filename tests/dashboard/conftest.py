@@ -39,14 +39,20 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         _DIRECTORY.close()
 
 
-@pytest.fixture(scope="session")
-def browser() -> Browser:
+@pytest.fixture(scope="session", autouse=True)
+def chromium() -> str:
+    """Every test here needs the browser: skip before anything starts when it is missing."""
     if CHROMIUM is None:
         pytest.skip(NO_CHROMIUM)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: str) -> Browser:
     playwright = _DIRECTORY.enter_context(sync_playwright())
     # Playwright passes --no-sandbox itself (chromium_sandbox defaults to off), which a browser
     # started as root needs.
-    browser = playwright.chromium.launch(executable_path=CHROMIUM)
+    browser = playwright.chromium.launch(executable_path=chromium)
     _DIRECTORY.callback(browser.close)
     return browser
 
