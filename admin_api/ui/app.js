@@ -71,6 +71,7 @@ const ctx = {
 function render() {
   if (!frame) return;
   if (pressed) return; // released soon: pointerup renders the newest frame
+  if (document.hidden) return; // a background tab draws nothing; visibilitychange catches up
   for (const [id, view] of SECTIONS) replace($(id), ...view(frame, ctx));
   showConnection();
 }
@@ -140,6 +141,8 @@ for (const type of ["pointerup", "pointercancel", "blur"]) {
     setTimeout(render, 0);
   });
 }
+
+document.addEventListener("visibilitychange", render);
 
 $("forget-token").hidden = !token();
 stream.start();
