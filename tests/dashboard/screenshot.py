@@ -19,7 +19,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+# As pytest's pythonpath: the project first (`router` is the package, not tests/router), then
+# the tests' helpers.
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent), str(HERE)]
 
 from admin.admin_support import BackendLoop  # noqa: E402
 from aiohttp import web  # noqa: E402
