@@ -148,6 +148,7 @@ def _banner(settings: Settings, snapshot: Snapshot, port: int) -> str:
     json = "-H 'content-type: application/json'"
     return f"""
 turnout demo: the proxy listens on {url}, its admin API on {admin}
+Watch it live in a browser: {admin}/
 {describe(snapshot)}
 
 Try these in another terminal:
@@ -163,6 +164,7 @@ Change traffic at runtime through the admin API (every worker applies it before 
   curl -s -X POST {json} -d '{{"to": "green"}}' {admin}/v1/routes/checkout/switch
   curl -s -X POST {admin}/v1/routes/checkout/rollback
   curl -s -X PUT {json} -d '{{"weights": {{"blue": 50, "canary": 50}}}}' {admin}/v1/routes/web/weights
+  curl -s -X POST {json} -d '{{"steps": [25, 50, 100], "stepTime": 20}}' {admin}/v1/routes/web/rollout
 
 Ctrl-C stops everything.
 """

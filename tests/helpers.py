@@ -212,20 +212,29 @@ def toml(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-_GIVEN: set[int] = set()
+PORTS_PER_PROCESS = 4000
+"""Each test process hands out ports from its own block below the kernel's ephemeral range
+(32768 and up on Linux): a port picked there is never one the kernel gives an outgoing
+connection or a `bind(0)` meanwhile, and two processes of `pytest -n 2` never pick the same."""
+_next_port = 0
 
 
 def free_port() -> int:
-    """A loopback port free now, and never one this process handed out before: the kernel may
-    offer a port it has just released twice in a row, and a listen port and an admin port
-    picked one after the other must differ (a fresh clone's suite once got both the same)."""
+    """A loopback port free now, never one this process handed out before (a listen port and
+    an admin port picked one after the other must differ: a fresh clone's suite once got both
+    the same when the kernel picked them)."""
+    global _next_port
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base = 12000 + PORTS_PER_PROCESS * (int(worker) if worker.isdigit() else 0)
     while True:
+        port = base + _next_port % PORTS_PER_PROCESS
+        _next_port += 1
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-        if port not in _GIVEN:
-            _GIVEN.add(port)
-            return port
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken by something else on the machine: the next one
+        return port
 
 
 @dataclass

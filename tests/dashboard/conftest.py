@@ -28,15 +28,31 @@ from dashboard_support import (
 )
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-_DIRECTORY = contextlib.ExitStack()
-"""What this directory's tests share; closed after the last of them."""
+
+class _Shared:
+    """What this directory's tests share: started by the first test that asks, closed after
+    the last test of a run of this directory's tests. Under `pytest -n 2` a worker may run one
+    file of the directory, then others, then another of it: it starts them again then."""
+
+    def __init__(self) -> None:
+        self.stack = contextlib.ExitStack()
+        self.browser: Browser | None = None
+        self.shop: Turnout | None = None
+
+    def close(self) -> None:
+        self.stack.close()
+        self.stack = contextlib.ExitStack()
+        self.browser = self.shop = None
+
+
+_SHARED = _Shared()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     yield  # the test's own fixtures first (its browser context)
     if nextitem is None or nextitem.path.parent != item.path.parent:
-        _DIRECTORY.close()
+        _SHARED.close()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -47,22 +63,25 @@ def chromium() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser(chromium: str) -> Browser:
-    playwright = _DIRECTORY.enter_context(sync_playwright())
-    # Playwright passes --no-sandbox itself (chromium_sandbox defaults to off), which a browser
-    # started as root needs.
-    browser = playwright.chromium.launch(executable_path=chromium)
-    _DIRECTORY.callback(browser.close)
-    return browser
+    if _SHARED.browser is None:
+        playwright = _SHARED.stack.enter_context(sync_playwright())
+        # Playwright passes --no-sandbox itself (chromium_sandbox defaults to off), which a
+        # browser started as root needs.
+        _SHARED.browser = playwright.chromium.launch(executable_path=chromium)
+        _SHARED.stack.callback(_SHARED.browser.close)
+    return _SHARED.browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def shop() -> Turnout:
     """Routes `shop` (blue-green, blue active) and `web` (stable 90, canary 10), under traffic.
     Shared: a test that changes it puts it back."""
-    loop: BackendLoop = _DIRECTORY.enter_context(backends())
-    return _DIRECTORY.enter_context(running(shop_and_web(loop)))
+    if _SHARED.shop is None:
+        loop: BackendLoop = _SHARED.stack.enter_context(backends())
+        _SHARED.shop = _SHARED.stack.enter_context(running(shop_and_web(loop)))
+    return _SHARED.shop
 
 
 @pytest.fixture(scope="module")
