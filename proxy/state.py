@@ -105,20 +105,26 @@ class StateFile:
         if self.path is None:
             return
         document = {"format": FORMAT, "state": _SAVED.dump_python(state, mode="json")}
-        payload = orjson.dumps(document, option=orjson.OPT_INDENT_2)
-        directory = self.path.parent
-        temporary = directory / f".{self.path.name}.{os.getpid()}.tmp"
-        with temporary.open("wb") as out:
-            out.write(payload)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, self.path)
-        # The rename is durable only once the directory entry is.
-        descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        write_atomically(self.path, orjson.dumps(document, option=orjson.OPT_INDENT_2))
+
+
+def write_atomically(path: Path, payload: bytes) -> None:
+    """Replace `path` by `payload` so that a crash leaves the old content or the new, never
+    half of each: a temporary file in the same directory, fsync'd, renamed over the old one,
+    and the directory fsync'd."""
+    directory = path.parent
+    temporary = directory / f".{path.name}.{os.getpid()}.tmp"
+    with temporary.open("wb") as out:
+        out.write(payload)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+    # The rename is durable only once the directory entry is.
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def default_state_path(config_path: Path) -> Path:
