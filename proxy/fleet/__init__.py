@@ -1,6 +1,6 @@
 """The fleet: several turnout instances sharing one state through etcd (issue 17).
 
-Theory of operation (the rules the fleet's modules keep; only `etcd` exists so far):
+Theory of operation (the rules the fleet's modules keep):
 
 - etcd holds what the admin API writes (routes' weights and colours, backends' admin states,
   added and removed backends, rollouts, history, the revision); health stays per instance.
@@ -14,5 +14,7 @@ Theory of operation (the rules the fleet's modules keep; only `etcd` exists so f
 - etcd down (`etcd.EtcdUnavailable`): instances keep serving their last state, writes answer 503.
 
 What lives here: the etcd client facade (`etcd`: plain frozen values in and out, one exception
-for "etcd cannot be reached"). What does not: routing decisions (router/), HTTP (admin_api/).
+for "etcd cannot be reached"); the key names and the shared state's document (`layout`, pure);
+reads, guarded writes and the local last-known-good copy (`store`); following the state in
+order (`watcher`). What does not: routing decisions (router/), HTTP (admin_api/).
 """
