@@ -16,5 +16,7 @@ Theory of operation (the rules the fleet's modules keep):
 What lives here: the etcd client facade (`etcd`: plain frozen values in and out, one exception
 for "etcd cannot be reached"); the key names and the shared state's document (`layout`, pure);
 reads, guarded writes and the local last-known-good copy (`store`); following the state in
-order (`watcher`). What does not: routing decisions (router/), HTTP (admin_api/).
+order (`watcher`); live instances and the revision each applied (`members`); rollout
+leadership under an instance's lease (`leader`). Not wired into the control plane yet. What does
+not live here: routing decisions (router/), HTTP (admin_api/).
 """
