@@ -3,7 +3,8 @@
 Theory of operation. The control plane runs one `HealthChecker` for the whole instance (workers
 never probe). For every backend of a pool whose [health] is enabled, a task probes it every
 `interval` (times 1 +/- jitter, so backends are not probed in lockstep), over the checker's own
-connections, at most `CONCURRENCY` probes at once. A backend becomes unhealthy after
+connection to it, kept alive between probes (proxy.health_probe), at most `CONCURRENCY` probes at
+once. A backend becomes unhealthy after
 `unhealthy_threshold` failed probes in a row and healthy again after `healthy_threshold`
 successes in a row, so a flapping backend never comes back.
 
@@ -29,9 +30,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import aiohttp
-
 from proxy.config import HealthCheckConfig, Settings
+from proxy.health_probe import Prober
 from router import Health, Spec
 
 log = logging.getLogger("turnout.health")
@@ -106,7 +106,7 @@ class HealthChecker:
         self.spec: Spec | None = None
         self._probes: dict[Key, asyncio.Task[None]] = {}
         self._ticker: asyncio.Task[None] | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._probers: dict[Key, Prober] = {}
         self._semaphore = asyncio.Semaphore(CONCURRENCY)
         self._cap_logged: set[Key] = set()
         self._configs: dict[str, tuple[HealthCheckConfig, list[tuple[int, int]]]] = {}
@@ -137,6 +137,9 @@ class HealthChecker:
         for key in list(self._probes):
             if key not in self.backends or not self.backends[key].checked:
                 self._probes.pop(key).cancel()
+                prober = self._probers.pop(key, None)
+                if prober is not None:
+                    prober.close()
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick_forever())
 
@@ -149,9 +152,9 @@ class HealthChecker:
                 await task
         self._probes.clear()
         self._ticker = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for prober in self._probers.values():
+            prober.close()
+        self._probers.clear()
 
     def _track(self, spec: Spec, settings: Settings) -> None:
         self.spec, self.settings = spec, settings
@@ -196,35 +199,31 @@ class HealthChecker:
 
     async def _probe(self, state: BackendHealth, config: HealthCheckConfig) -> Probe:
         statuses = self._configs[state.pool][1]
-        session = self._session
-        if session is None:
+        key = (state.pool, state.backend)
+        prober = self._probers.get(key)
+        if prober is None or prober.address != state.address:
+            if prober is not None:
+                prober.close()
             # Its own connections: a probe never takes a request's pooled connection, and a
             # probe's connection is never reused for a request.
-            connector = aiohttp.TCPConnector(limit=CONCURRENCY, limit_per_host=2)
-            session = self._session = aiohttp.ClientSession(connector=connector)
-        url = f"http://{state.address}{config.path}"
-        headers = {"Host": config.host} if config.host else {}
+            host, _, port = state.address.rpartition(":")
+            prober = self._probers[key] = Prober(host.strip("[]"), int(port))
         started = time.monotonic()
         async with self._semaphore:
-            try:
-                async with session.request(
-                    config.method,
-                    url,
-                    headers=headers,
-                    allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=config.timeout),
-                ) as response:
-                    body = await response.content.read(BODY_LIMIT) if config.expect_body else b""
-                    status = response.status
-            except TimeoutError:
-                return self._result(started, None, f"timeout after {config.timeout:g} s")
-            except aiohttp.ClientConnectorError as error:
-                return self._result(started, None, f"connect failed: {error.os_error}")
-            except aiohttp.ClientError as error:
-                return self._result(started, None, f"{type(error).__name__}: {error}")
+            answer = await prober.probe(
+                config.method,
+                config.path,
+                config.host,
+                config.timeout,
+                BODY_LIMIT,
+                want_body=bool(config.expect_body),
+            )
+        status = answer.status
+        if answer.error is not None or status is None:
+            return self._result(started, None, answer.error)
         if not any(low <= status <= high for low, high in statuses):
             return self._result(started, status, f"status {status}")
-        if config.expect_body and config.expect_body.encode() not in body:
+        if config.expect_body and config.expect_body.encode() not in answer.body:
             return self._result(started, status, f"body lacks {config.expect_body!r}")
         return self._result(started, status, None)
 
