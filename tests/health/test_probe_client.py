@@ -179,7 +179,9 @@ async def test_a_server_that_never_answers_times_out_and_the_next_probe_reconnec
         second = await prober.probe("GET", "/", None, 0.2, LIMIT)
         prober.close()
     assert first.error == second.error == "timeout after 0.2 s"
-    assert 0.2 <= took < 0.5
+    # asyncio runs a timer up to its clock resolution early (BaseEventLoop._run_once): a run
+    # measured 0.19999999999709 s. Anything well short of 0.2 s would still fail.
+    assert 0.2 - 0.005 <= took < 0.5
     assert len(accepted) == 2
 
 
