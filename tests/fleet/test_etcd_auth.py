@@ -8,7 +8,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from proxy.fleet.etcd import EtcdClient, EtcdError, EtcdUnavailable, Put, Unchan
 PASSWORD = "root-pass-17"
 
 
-def gateway(url: str, path: str, body: dict[str, object], token: str = "") -> dict[str, object]:
+def gateway(url: str, path: str, body: Mapping[str, object], token: str = "") -> dict[str, object]:
     """One call to etcd's JSON gateway, outside the client under test."""
     request = urllib.request.Request(
         url + path,
@@ -108,8 +108,10 @@ async def test_a_wrong_password_is_a_clear_refusal(auth_etcd: Etcd) -> None:
         await client.close()
     assert not isinstance(caught.value, EtcdUnavailable)
     message = str(caught.value)
-    assert "'root'" in message and "authentication failed" in message
-    assert "not-it-17" not in message and "not-it-17" not in repr(client)
+    assert "'root'" in message
+    assert "authentication failed" in message
+    assert "not-it-17" not in message
+    assert "not-it-17" not in repr(client)
 
 
 async def test_an_expired_token_is_renewed_once(etcd_command: str, tmp_path: Path) -> None:
