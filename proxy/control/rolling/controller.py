@@ -71,11 +71,20 @@ class PoolRolloutController:
         self._task: asyncio.Task[None] | None = None
         self._hooks: dict[str, set[asyncio.Task[None]]] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._leading = False
         plane.listeners.append(self._changed)
 
     # Life
 
     def start(self) -> None:
+        # In a fleet this instance leads only once elected: tick() resumes then.
+        self._leading = self.plane.leads_rollouts
+        if self._leading:
+            self._resume_all()
+        self._task = asyncio.create_task(self._forever())
+
+    def _resume_all(self) -> None:
+        """Take over every live rollout: after a restart, or on becoming the fleet's leader."""
         for rollout in self.plane.pool_rollouts.values():
             if rollout.final:
                 continue
@@ -90,7 +99,6 @@ class PoolRolloutController:
             )
             if rollout.phase == "progressing":
                 self._spawn(self._resume_stage(rollout))
-        self._task = asyncio.create_task(self._forever())
 
     async def stop(self) -> None:
         tasks = [t for t in (self._task, *self._background) if t is not None]
@@ -116,8 +124,12 @@ class PoolRolloutController:
 
     async def tick(self) -> None:
         plane = self.plane
+        leading = plane.leads_rollouts
+        if leading and not self._leading:
+            self._resume_all()
+        self._leading = leading
         live = [r for r in plane.pool_rollouts.values() if not r.final]
-        if not live:
+        if not live or not leading:
             return
         reports = await plane.supervisor.query_stats(wait=TICK)
         totals = plane.telemetry.backends()

@@ -124,7 +124,7 @@ class RolloutController:
     async def tick(self) -> None:
         plane = self.plane
         live = [r for r in plane.rollouts.values() if not r.final]
-        if not live:
+        if not live or not plane.leads_rollouts:  # in a fleet, the leader runs them
             return
         await plane.supervisor.query_stats(wait=TICK)
         totals = plane.telemetry.routes()
