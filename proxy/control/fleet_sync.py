@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxy.config import Settings
 from proxy.control.errors import StateUnavailable
+from proxy.control.fleet_counts import FleetCounts
 from proxy.control.rolling.model import PoolRollout
 from proxy.control.rollout.model import Rollout
 from proxy.state import Change
@@ -90,6 +91,7 @@ class FleetSync:
     def __init__(self, plane: ControlPlane, link: FleetLink) -> None:
         self.plane = plane
         self.link = link
+        self.counts = FleetCounts(plane, link)
 
     @property
     def leads_rollouts(self) -> bool:
@@ -165,6 +167,12 @@ class FleetSync:
                 plane.snapshot.revision,
             )
         link.start(self.adopt_watched, plane.snapshot.revision)
+        self.counts.publisher.start()
+
+    async def stop(self) -> None:
+        """Leave the fleet: other instances' writes stop waiting for this one."""
+        await self.counts.publisher.stop()
+        await self.link.stop()
 
     def revision_of(
         self,

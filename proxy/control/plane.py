@@ -34,7 +34,6 @@ import orjson
 
 from proxy.config import Settings, load_config
 from proxy.control.errors import StateUnavailable
-from proxy.control.fleet_sync import fleet_sync
 from proxy.control.history import route_at, spec_diff
 from proxy.control.rolling.controller import PoolRolloutController
 from proxy.control.rolling.model import PoolRollout
@@ -65,6 +64,7 @@ from router import (
 from router.preconditions import PreconditionFailed, require_revision
 
 if TYPE_CHECKING:
+    from proxy.control.fleet_sync import FleetSync
     from proxy.fleet.layout import SharedState
 
 log = logging.getLogger("turnout.control")
@@ -97,7 +97,11 @@ class ControlPlane:
         self.health = HealthChecker(self._publish_health)
         self._tasks: set[asyncio.Task[None]] = set()
         state = settings.state
-        self.fleet = fleet_sync(self, settings, config_path)
+        # Imported here: the fleet's modules import the rollouts' models, whose package
+        # imports this one (and file mode never needs them).
+        from proxy.control.fleet_sync import fleet_sync
+
+        self.fleet: FleetSync | None = fleet_sync(self, settings, config_path)
         """Fleet mode (`[state] backend = "etcd"`): the state lives in etcd; None: in the file."""
         persist = state.persist and self.fleet is None
         path = (state.file or default_state_path(config_path)) if persist else None
@@ -468,7 +472,7 @@ class ControlPlane:
         self.phase = "draining"
         if self.fleet is not None:
             # Leave the fleet first: other instances' writes stop waiting for this one.
-            await self.fleet.link.stop()
+            await self.fleet.stop()
         await self.health.stop()
         await self.rollout.stop()
         await self.rolling.stop()

@@ -14,7 +14,7 @@ Theory of operation:
 - The leader reads every instance's counts with one range read (`read_counts`); a value it
   cannot read (another version of turnout) is left out, as an absent instance is.
 
-Document: `{"v": 1, "instance": "a", "at": 1.5e9, "routes": [[route, pool, attempts,
+Document: `{"v": 1, "instance": "a", "at": 1.5e9, "revision": 41, "routes": [[route, pool, attempts,
 attempt_errors, [bucket, ...]], ...], "backends": [[pool, backend, attempts, attempt_errors,
 inflight], ...]}`. Lists rather than objects keyed by "route\\0pool": names may hold any
 character, and a list needs no separator.
@@ -82,6 +82,7 @@ def from_telemetry(
     *,
     routes_of: Collection[Key] | None = None,
     pools_of: Collection[str] | None = None,
+    revision: int = 0,
 ) -> InstanceCounts:
     """This instance's reading from its telemetry (Telemetry.routes() and .backends()): only
     the (route, pool) keys in `routes_of` and the pools in `pools_of` (None: everything)."""
@@ -98,6 +99,7 @@ def from_telemetry(
             for key, report in backends.items()
             if pools_of is None or key[0] in pools_of
         },
+        revision,
     )
 
 
@@ -107,6 +109,7 @@ def encode(counts: InstanceCounts) -> bytes:
             "v": VERSION,
             "instance": counts.instance,
             "at": counts.at,
+            "revision": counts.revision,
             "routes": [
                 [route, pool, c.attempts, c.attempt_errors, c.buckets]
                 for (route, pool), c in counts.routes.items()
@@ -165,7 +168,8 @@ def decode(raw: bytes) -> InstanceCounts | None:
             backends[(_name(pool), _name(backend))] = BackendCount(
                 _count(attempts), _count(errors), _count(inflight)
             )
-        return InstanceCounts(_name(document["instance"]), float(at), routes, backends)
+        revision = _count(document.get("revision", 0))
+        return InstanceCounts(_name(document["instance"]), float(at), routes, backends, revision)
     except (orjson.JSONDecodeError, _Unreadable, KeyError, TypeError, ValueError):
         return None
 

@@ -60,6 +60,9 @@ class InstanceCounts:
     at: float
     routes: Mapping[Key, RouteCount] = field(default_factory=dict)
     backends: Mapping[Key, BackendCount] = field(default_factory=dict)
+    revision: int = 0
+    """The oldest revision any of its workers routed by when read: its in-flight counts say
+    nothing about requests routed before that revision's change (0: unknown)."""
 
 
 def _route_step(now: RouteCount, last: RouteCount) -> RouteCount | None:
