@@ -128,6 +128,9 @@ class FleetSync:
         try:
             found = await link.load()
             if found is None:
+                # The fleet has no state (a new prefix, or etcd's data was lost): seed it with
+                # what this instance routes by, on condition that the key does not exist.
+                link.mod_revision = 0
                 state = shared_state(
                     plane.snapshot, plane.file_spec, plane.rollouts, plane.pool_rollouts
                 )
@@ -203,7 +206,9 @@ class FleetSync:
     async def adopt_newer(self) -> None:
         """Another instance wrote first: adopt the fleet's state now (the lock is held)."""
         found = await self.link.load()
-        if found is not None:
+        if found is None:
+            self.link.mod_revision = 0  # the key is gone: the next attempt creates it
+        else:
             await self.adopt(*found)
 
     async def adopt_watched(self, state: SharedState, mod_revision: int) -> None:

@@ -72,7 +72,7 @@ class FleetLink:
         self.instance = instance
         self.wait = wait
         self.store = FleetStore(client, self.prefix)
-        self.copy = LastKnownGood(last_known_good)
+        self.copy = LastKnownGood(last_known_good, self.prefix)
         self.membership = Membership(client, self.prefix, instance, address, ttl)
         self.leadership = Leadership(
             client, self.prefix, LEADER_JOB, instance, lambda: self.membership.lease

@@ -18,6 +18,7 @@ fleet last agreed on (apisix #3902: a restart without etcd lost everything).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import orjson
@@ -33,6 +34,8 @@ from proxy.fleet.layout import (
     encode_change,
 )
 from proxy.state import HISTORY_LIMIT, Change, write_atomically
+
+log = logging.getLogger("turnout.fleet")
 
 
 class FleetStore:
@@ -94,19 +97,26 @@ class UnreadableCopy(Exception):
 
 
 class LastKnownGood:
-    """The latest shared state this instance applied, and its etcd mod_revision, on disk."""
+    """The latest shared state this instance applied under `prefix`, and its etcd
+    mod_revision, on disk. A copy of another prefix's state is not this fleet's: ignored."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, prefix: str = "") -> None:
         self.path = path
+        self.prefix = prefix
 
     def save(self, state: SharedState, mod_revision: int) -> None:
         # The state's own document, byte for byte as in etcd, inside a small envelope.
-        payload = b'{"modRevision":%d,"state":%s}' % (mod_revision, encode(state))
+        payload = b'{"prefix":%s,"modRevision":%d,"state":%s}' % (
+            orjson.dumps(self.prefix),
+            mod_revision,
+            encode(state),
+        )
         write_atomically(self.path, payload)
 
     def load(self) -> tuple[SharedState, int] | None:
-        """The saved state and mod_revision; None when there is no copy; UnreadableCopy when
-        there is one that cannot be read (left in place for the operator to look at)."""
+        """The saved state and mod_revision; None when there is no copy (or it is another
+        prefix's); UnreadableCopy when there is one that cannot be read (left in place for the
+        operator to look at)."""
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -117,6 +127,15 @@ class LastKnownGood:
             document = orjson.loads(raw)
             if not isinstance(document, dict) or not isinstance(document.get("modRevision"), int):
                 raise BadDocument("no integer modRevision")
-            return decode(orjson.dumps(document.get("state"))), document["modRevision"]
+            state = decode(orjson.dumps(document.get("state")))
         except (orjson.JSONDecodeError, BadDocument) as error:
             raise UnreadableCopy(self.path, str(error)) from error
+        if document.get("prefix", self.prefix) != self.prefix:
+            log.warning(
+                "last-known-good copy %s is of prefix %r, not %r: not using it",
+                self.path,
+                document.get("prefix"),
+                self.prefix,
+            )
+            return None
+        return state, document["modRevision"]

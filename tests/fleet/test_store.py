@@ -101,6 +101,14 @@ def test_last_known_good_round_trips_and_replaces_atomically(tmp_path: Path) -> 
     assert sorted(path.name for path in tmp_path.iterdir()) == ["fleet.lkg.json"]  # no temp left
 
 
+def test_a_last_known_good_of_another_prefix_is_not_used(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.lkg.json"
+    LastKnownGood(path, "/turnout/staging/").save(state(7), 70)
+    # A config now naming another fleet must not serve (or seed it with) staging's state.
+    assert LastKnownGood(path, "/turnout/prod/").load() is None
+    assert LastKnownGood(path, "/turnout/staging/").load() == (state(7), 70)
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
