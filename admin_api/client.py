@@ -222,6 +222,9 @@ class AdminClient:
     def workers(self) -> JSON:
         return self._call("GET", "/v1/workers")
 
+    def fleet(self) -> JSON:
+        return self._call("GET", "/v1/fleet")
+
     def reload(self) -> JSON:
         return self._call("POST", "/v1/reload")
 

@@ -11,7 +11,7 @@ from typing import TypeAlias
 
 from admin_api.cli import args as types
 from admin_api.cli import commands as run
-from admin_api.cli import roll, rollout
+from admin_api.cli import fleet, roll, rollout
 from admin_api.cli.output import TOKEN_ENV, URL_ENV
 from admin_api.client import DEFAULT_URL
 
@@ -36,6 +36,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "remove": ("turnout backends remove blue/blue-2  # once drained, or with --force",),
     "history": ("turnout history --limit 20",),
     "workers": ("turnout workers",),
+    "fleet": ("turnout fleet",),
     "reload": ("turnout reload",),
 }
 """Shown under each command's --help, named for the demo's routes, pools and backends."""
@@ -56,6 +57,7 @@ def register(commands: Subparsers) -> None:
     history = add(commands, "history", run.history, "recent changes, newest first")
     history.add_argument("--limit", type=types.positive_int, metavar="N", help="how many (100)")
     add(commands, "workers", run.workers, "worker processes")
+    add(commands, "fleet", fleet.fleet, "the instances sharing this state (fleet mode)")
     add(commands, "reload", run.reload, "re-read the configuration file")
     rollout.register(commands, common)
     roll.register(commands, common)
