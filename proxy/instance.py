@@ -26,6 +26,7 @@ from aiohttp import web
 from admin_api.app import create_app
 from proxy.config import ConfigError, Settings
 from proxy.control import ControlPlane
+from proxy.control.errors import FleetLagging, StateUnavailable
 from proxy.ports import PortInUse, is_in_use
 from router import Snapshot
 
@@ -108,6 +109,10 @@ class Instance:
             await self.control.reload()
         except ConfigError as error:
             log.error("reload refused, the running configuration is kept: %s", error)
+        except StateUnavailable as error:  # fleet mode, etcd away: nothing changed
+            log.error("reload not made, the running configuration is kept: %s", error)
+        except FleetLagging as error:  # fleet mode: made, some instances are behind
+            log.warning("reload: %s", error)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
