@@ -36,6 +36,7 @@ from admin_api import pool_rollout_models as pm
 from admin_api import rollout_models as rm
 from admin_api.auth import Tokens, auth_middleware
 from admin_api.context import METRICS, OPENAPI, SERVICE
+from admin_api.fleet_metrics import FleetCollector
 from admin_api.http import BODY, parse_body
 from admin_api.metrics import registry
 from admin_api.problems import problem_middleware
@@ -390,6 +391,7 @@ def create_app(control: ControlPlane) -> web.Application:
     app[METRICS] = registry(service)
     app[events.EVENTS] = events.Events(service)
     app[METRICS].register(events.EventsCollector(app[events.EVENTS]))
+    app[METRICS].register(FleetCollector(control))
     # Before the server waits for its handlers to finish: the streams end here.
     app.on_shutdown.append(_close_events)
     for endpoint in ENDPOINTS:

@@ -81,6 +81,12 @@ class FleetLink:
         """P/state's mod_revision of the state this instance routes by (0: none in etcd)."""
         self.reachable = False
         """Whether the last call to etcd answered."""
+        self.conflicts = 0
+        """Writes whose txn lost to another instance's (counted for /metrics)."""
+        self.unavailable = 0
+        """Calls refused because etcd could not be reached."""
+        self.lagging = 0
+        """Writes answered before every live instance applied them (504)."""
         self.watcher: StateWatcher | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -140,7 +146,10 @@ class FleetLink:
     async def commit(self, state: SharedState, change: Change) -> int | None:
         """Write `state` if the fleet is still at `mod_revision`: its new mod_revision, or None
         when another instance wrote first (nothing was written)."""
-        return await self._etcd(self.store.commit(self.mod_revision, state, change))
+        committed = await self._etcd(self.store.commit(self.mod_revision, state, change))
+        if committed is None:
+            self.conflicts += 1
+        return committed
 
     def applied(self, state: SharedState, mod_revision: int) -> None:
         """`state` is live in every worker here: keep the copy, tell the fleet."""
@@ -160,6 +169,7 @@ class FleetLink:
         await self.membership.publish(revision)
         done, laggards = await self.membership.wait_applied(revision, time.monotonic() + self.wait)
         if not done:
+            self.lagging += 1
             raise FleetLagging(revision, tuple(laggards), self.wait)
 
     # History
@@ -220,6 +230,7 @@ class FleetLink:
             result = await call
         except EtcdUnavailable as error:
             self.reachable = False
+            self.unavailable += 1
             raise StateUnavailable(str(error)) from error
         self.reachable = True
         return result
