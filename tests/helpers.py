@@ -225,7 +225,9 @@ def free_port() -> int:
     the same when the kernel picked them)."""
     global _next_port
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    base = 12000 + PORTS_PER_PROCESS * (int(worker) if worker.isdigit() else 0)
+    # TURNOUT_TEST_PORT_BASE: two suites on one machine (worktrees) keep to their own blocks.
+    first = int(os.environ.get("TURNOUT_TEST_PORT_BASE", "12000"))
+    base = first + PORTS_PER_PROCESS * (int(worker) if worker.isdigit() else 0)
     while True:
         port = base + _next_port % PORTS_PER_PROCESS
         _next_port += 1
