@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from proxy.config_fleet import EtcdConfig
 from proxy.config_rollout import PoolRolloutConfig, RolloutConfig
 from proxy.config_types import Seconds
 from proxy.config_types import Section as _Section
@@ -127,6 +128,10 @@ class StateConfig(_Section):
     persist: bool = True
     file: Path | None = None
     """Default: next to the configuration file, `<name>.state.json`."""
+    backend: Literal["file", "etcd"] = "file"
+    """`file`: this instance's own state file; `etcd`: a fleet's state shared through
+    [state.etcd] (issue 17)."""
+    etcd: EtcdConfig = EtcdConfig()
 
 
 class DownstreamConfig(_Section):

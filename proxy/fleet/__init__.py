@@ -14,7 +14,8 @@ Theory of operation (the rules the fleet's modules keep):
 - etcd down (`etcd.EtcdUnavailable`): instances keep serving their last state, writes answer 503.
 
 What lives here: the etcd client facade (`etcd`: plain frozen values in and out, one exception
-for "etcd cannot be reached"); the key names and the shared state's document (`layout`, pure);
+for "etcd cannot be reached"; TLS, and etcd's users through `etcd_auth`); building it and this
+instance's name from [state.etcd] (`connect`); the key names and the shared state's document (`layout`, pure);
 reads, guarded writes and the local last-known-good copy (`store`); following the state in
 order (`watcher`); live instances and the revision each applied (`members`); rollout
 leadership under an instance's lease (`leader`). Not wired into the control plane yet. What does

@@ -19,6 +19,10 @@ and `aetcd` 1.0.0 (PyPI, asyncio over grpcio) on Python 3.11 here:
   leaves out zero values (a failed txn has no "succeeded"), and the keepalive stream is used one
   POST per refresh. All of that stays in this module.
 
+Security: `ssl` (an SSLContext: CA, client certificate) for https endpoints; etcd's users
+(proxy.fleet.etcd_auth): a token on every call, watches included, replaced once when etcd
+refuses it as stale (that one call asked again: nothing else is ever retried here).
+
 Errors: anything that means "etcd cannot be reached or answer now" (refused connection, reset,
 timeout, 503, gRPC Unavailable/DeadlineExceeded) is `EtcdUnavailable`; a revision compacted
 away is `Compacted`; anything else etcd refuses is `EtcdError`. A call that fails moves the client
@@ -29,12 +33,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl as tls
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
 import orjson
+
+from proxy.fleet.etcd_auth import TokenAuth
 
 # gRPC status codes etcd's gateway reports in {"code": ...} (google.golang.org/grpc/codes).
 _DEADLINE_EXCEEDED = 4
@@ -143,32 +150,78 @@ def _refusal(body: dict[str, Any], status: int) -> EtcdError:
 
 class EtcdClient:
     """An etcd v3 client over its JSON gateway. `endpoints`: base URLs (http://127.0.0.1:2379);
-    `timeout`: the bound on every call but a watch's stream, in seconds. Create it, then
-    `close()` it, inside one running event loop."""
+    `timeout`: the bound on every call but a watch's stream, in seconds; `ssl`: the TLS
+    context for https endpoints (None: the system's CAs, no client certificate);
+    `username`/`password`: etcd's auth (both or neither). Create it, then `close()` it,
+    inside one running event loop."""
 
-    def __init__(self, endpoints: Sequence[str], *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        timeout: float = 5.0,
+        ssl: tls.SSLContext | None = None,
+        username: str = "",
+        password: str = "",
+    ) -> None:
         if not endpoints:
             raise ValueError("at least one etcd endpoint")
+        self._auth = TokenAuth(username, password) if username or password else None
         self._endpoints = [endpoint.rstrip("/") for endpoint in endpoints]
         self._current = 0
         self._timeout = timeout
+        self._ssl = ssl
         self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:  # never the password, nor the token
+        return f"EtcdClient({self._endpoints!r}, auth={self._auth!r})"
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                json_serialize=lambda value: orjson.dumps(value).decode()
+                connector=aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True),
+                json_serialize=lambda value: orjson.dumps(value).decode(),
             )
         return self._session
+
+    async def _headers(self) -> dict[str, str]:
+        """The Authorization header of the next call, authenticating first when needed."""
+        if self._auth is None:
+            return {}
+        try:
+            return await self._auth.headers(self._authenticate)
+        except EtcdUnavailable:
+            raise
+        except EtcdError as error:
+            raise EtcdError(f"etcd refused user {self._auth.username!r}: {error}") from error
+
+    async def _authenticate(self, credentials: dict[str, Any]) -> dict[str, Any]:
+        return await self._post("/v3/auth/authenticate", credentials, {})
+
+    def _stale(self, error: EtcdError, headers: dict[str, str]) -> bool:
+        """Whether etcd refused the token sent in `headers` (then forgotten: ask again)."""
+        auth, unavailable = self._auth, isinstance(error, EtcdUnavailable)
+        return auth is not None and not unavailable and auth.refused(str(error), headers)
 
     def _failed(self) -> None:
         self._current = (self._current + 1) % len(self._endpoints)
 
     async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        headers = await self._headers()
+        try:
+            return await self._post(path, body, headers)
+        except EtcdError as error:
+            if not self._stale(error, headers):
+                raise
+        return await self._post(path, body, await self._headers())
+
+    async def _post(
+        self, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> dict[str, Any]:
         url = self._endpoints[self._current] + path
         try:
             async with asyncio.timeout(self._timeout):
-                async with self._http().post(url, json=body) as response:
+                async with self._http().post(url, json=body, headers=headers) as response:
                     answer: dict[str, Any] = orjson.loads(await response.read() or b"{}")
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as error:
             self._failed()
@@ -273,6 +326,22 @@ class EtcdClient:
         batches etcd sends: a batch never splits a revision, so a multi-key txn is applied
         whole. Raises Compacted when `start_revision` was compacted, and EtcdUnavailable when
         the stream cannot start or ends (etcd stopped): watch again from the next revision."""
+        headers = await self._headers()
+        started = False
+        try:
+            async for events in self._stream(prefix, start_revision, headers):
+                started = True
+                yield events
+        except EtcdError as error:
+            # Only a watch refused before its first event is asked again: nothing was skipped.
+            if started or not self._stale(error, headers):
+                raise
+        async for events in self._stream(prefix, start_revision, await self._headers()):
+            yield events
+
+    async def _stream(
+        self, prefix: str, start_revision: int, headers: dict[str, str]
+    ) -> AsyncGenerator[tuple[Event, ...], None]:
         url = self._endpoints[self._current] + "/v3/watch"
         create = {
             "create_request": {
@@ -284,7 +353,8 @@ class EtcdClient:
         # No total deadline: a watch lasts as long as its consumer wants it.
         timeout = aiohttp.ClientTimeout(total=None, connect=self._timeout)
         try:
-            async with self._http().post(url, json=create, timeout=timeout) as response:
+            post = self._http().post(url, json=create, headers=headers, timeout=timeout)
+            async with post as response:
                 if response.status != 200:
                     raise _refusal(orjson.loads(await response.read() or b"{}"), response.status)
                 pending = b""

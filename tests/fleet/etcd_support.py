@@ -3,12 +3,15 @@
 `Etcd` starts one member on ports from helpers.free_port with its own data directory, waits
 until it answers, and can be stopped and started again on the same data directory and ports
 (the fleet must survive an etcd restart). Nothing is mocked: the fleet's client speaks to it.
+`flags` adds etcd options (TLS, auth's token TTL); with `scheme="https"` the member serves
+TLS, and `probe_tls` is how start() reaches it (its CA, and a client certificate if asked for).
 """
 
 from __future__ import annotations
 
 import contextlib
 import shutil
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -38,10 +41,13 @@ class Etcd:
     client_port: int = field(default_factory=free_port)
     peer_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    flags: tuple[str, ...] = ()
+    scheme: str = "http"
+    probe_tls: ssl.SSLContext | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
 
     def start(self, timeout: float = 15.0) -> None:
         assert ETCD is not None
@@ -59,6 +65,7 @@ class Etcd:
             "--logger=zap",
             "--log-level=error",
             *_fast_flags(),
+            *self.flags,
         ]
         log = (self.data_dir / "etcd.log").open("ab")
         with log:
@@ -68,7 +75,9 @@ class Etcd:
             if self.process.poll() is not None:
                 raise RuntimeError(f"etcd exited: {self.log_tail()}")
             with contextlib.suppress(OSError):
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as answer:
+                with urllib.request.urlopen(
+                    self.url + "/health", timeout=1, context=self.probe_tls
+                ) as answer:
                     if b'"true"' in answer.read():
                         return
             time.sleep(0.05)
@@ -93,8 +102,13 @@ class Etcd:
 
 
 @contextlib.contextmanager
-def running_etcd(data_dir: Path) -> Iterator[Etcd]:
-    etcd = Etcd(data_dir)
+def running_etcd(
+    data_dir: Path,
+    flags: tuple[str, ...] = (),
+    scheme: str = "http",
+    probe_tls: ssl.SSLContext | None = None,
+) -> Iterator[Etcd]:
+    etcd = Etcd(data_dir, flags=flags, scheme=scheme, probe_tls=probe_tls)
     etcd.start()
     try:
         yield etcd

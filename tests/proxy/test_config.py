@@ -37,7 +37,8 @@ def test_the_example_config_is_valid_and_documents_every_option() -> None:
     sections = ("listen", "process", "admin", "state", "downstream", "upstream", "forwarded")
     for section in (*sections, "health", "outlier", "metrics", "access_log", "debug"):
         for option in type(getattr(settings, section)).model_fields:
-            assert f"\n{option} =" in example or f"\n# {option} =" in example, (
+            shown = (f"\n{option} =", f"\n# {option} =", f"\n# [{section}.{option}]")
+            assert any(text in example for text in shown), (
                 f"{section}.{option} missing from the example"
             )
 
