@@ -21,7 +21,17 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from admin_api import events, models, pool_rollouts, pools, rollouts, routes, system, ui_routes
+from admin_api import (
+    events,
+    fleet,
+    models,
+    pool_rollouts,
+    pools,
+    rollouts,
+    routes,
+    system,
+    ui_routes,
+)
 from admin_api import pool_rollout_models as pm
 from admin_api import rollout_models as rm
 from admin_api.auth import Tokens, auth_middleware
@@ -63,7 +73,7 @@ class Endpoint:
     errors: tuple[int, ...] = ()
 
 
-_WRITE = (400, 401, 404, 409, 412, 413, 415, 422)
+_WRITE = (400, 401, 404, 409, 412, 413, 415, 422, 503, 504)
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/healthz", system.healthz, "Liveness", models.Status, public=True),
@@ -97,6 +107,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         public=True,
     ),
     Endpoint("GET", "/v1/workers", system.workers, "Worker processes", models.WorkerList),
+    Endpoint(
+        "GET",
+        "/v1/fleet",
+        fleet.get_fleet,
+        "The fleet sharing this instance's state through etcd: every live instance, the "
+        "revision each applied, the rollout leader (file mode: this instance alone)",
+        fleet.FleetView,
+    ),
     Endpoint(
         "GET",
         "/v1/events/stream",
@@ -323,9 +341,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 "wait",
                 "with adminState drain/maint: return once no request is in flight "
                 "(409 with the count left at the deadline); 500ms, 30s, 2m or plain seconds, "
-                "at most 600 s",
+                "at most 600 s. Fleet mode: `local` answers once this instance applied it",
                 "30s",
-                {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?(ms|s|m)?$"},
+                {"type": "string", "pattern": r"^(local|[0-9]+(\.[0-9]+)?(ms|s|m)?)$"},
             ),
         ),
         errors=_WRITE,
@@ -357,7 +375,15 @@ def create_app(control: ControlPlane) -> web.Application:
         [*(e.path for e in ENDPOINTS if e.public), *(path for _, path in ui_routes.ROUTES)]
     )
     app = web.Application(
-        middlewares=[problem_middleware, auth_middleware(tokens, public)],
+        middlewares=[
+            problem_middleware,
+            auth_middleware(tokens, public),
+            fleet.wait_scope_middleware(
+                frozenset(
+                    (e.method, e.path) for e in ENDPOINTS if any(q.name == "wait" for q in e.query)
+                )
+            ),
+        ],
         client_max_size=MAX_BODY,
     )
     app[SERVICE] = service

@@ -25,6 +25,16 @@ if TYPE_CHECKING:
 
 REF = "#/components/schemas/{model}"
 
+LOCAL_WAIT = {
+    "name": "wait",
+    "in": "query",
+    "required": False,
+    "description": "Fleet mode: `local` answers once this instance applied the change, not once "
+    "every live instance has (admin_api.fleet)",
+    "schema": {"type": "string", "enum": ["local"]},
+    "example": "local",
+}
+
 
 STATUS_TEXT = {
     200: "OK",
@@ -38,7 +48,9 @@ STATUS_TEXT = {
     413: "Body too large",
     415: "Body is not application/json",
     422: "Invalid body or invalid resulting state (errors[] names each field)",
-    503: "Not ready",
+    503: "Not ready; fleet mode: etcd cannot be reached (a write changed nothing)",
+    504: "Fleet mode: the write is made, but not every live instance applied it in time "
+    "(`instances` names them)",
 }
 
 
@@ -91,6 +103,8 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
             }
             for query in endpoint.query
         ]
+        if 504 in endpoint.errors and all(query.name != "wait" for query in endpoint.query):
+            parameters.append(LOCAL_WAIT)
         if 412 in endpoint.errors:  # the writes whose handler reads If-Match
             parameters.append(
                 {

@@ -51,7 +51,8 @@ async def patch_backend(request: web.Request) -> web.Response:
             [{"field": "(body)", "message": "nothing to change"}],
         )
     wait = request.query.get("wait")
-    seconds = duration(wait, "wait") if wait is not None else None
+    # `local` is fleet mode's scope of the write (admin_api.fleet), not a drain deadline.
+    seconds = duration(wait, "wait") if wait is not None and wait != "local" else None
     if seconds is not None and change.admin_state not in ("drain", "maint"):
         raise Problem(
             400,

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from proxy.control.errors import (
     BackendInService,
+    FleetLagging,
     InvalidConfig,
     NoEligibleBackend,
     NotFound,
@@ -24,6 +25,7 @@ from proxy.control.errors import (
     RevisionUnavailable,
     RolloutConflict,
     SpecError,
+    StateUnavailable,
 )
 
 log = logging.getLogger("turnout.admin")
@@ -42,8 +44,10 @@ class Problem(Exception):
         detail: str = "",
         errors: Iterable[dict[str, str]] = (),
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail or title)
+        self.extra = extra or {}
         self.status = status
         self.slug = slug
         self.title = title
@@ -61,6 +65,7 @@ class Problem(Exception):
             body["detail"] = self.detail
         if self.errors:
             body["errors"] = self.errors
+        body.update(self.extra)
         return web.Response(
             status=self.status,
             body=orjson.dumps(body),
@@ -157,6 +162,29 @@ def refusal(error: Exception) -> Problem | None:
         )
     if isinstance(error, ValidationError):
         return invalid_body(error)
+    return fleet_refusal(error)
+
+
+def fleet_refusal(error: Exception) -> Problem | None:
+    """Fleet mode: etcd away (nothing changed), or instances behind (the change is made)."""
+    if isinstance(error, StateUnavailable):
+        return Problem(
+            503,
+            "state-unavailable",
+            "The fleet's shared state (etcd) cannot be reached; nothing was changed",
+            f"{error}. Every instance keeps routing by its last state; try again once etcd "
+            "answers.",
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(error, FleetLagging):
+        return Problem(
+            504,
+            "fleet-lagging",
+            "The change is made, but not every instance applied it in time",
+            str(error),
+            headers={"ETag": f'"{error.revision}"'},
+            extra={"revision": error.revision, "instances": list(error.instances)},
+        )
     return None
 
 

@@ -276,7 +276,12 @@ class Supervisor:
         slot.started_at = time.monotonic()
         snapshot, settings = self.current()
         publishing = self._publishing
-        if publishing is not None and publishing.revision > snapshot.revision:
+        # `is not`: in fleet mode a health change is published at the same revision.
+        if (
+            publishing is not None
+            and publishing is not snapshot
+            and publishing.revision >= snapshot.revision
+        ):
             snapshot = publishing
         channel.send(
             Hello(

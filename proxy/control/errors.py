@@ -12,6 +12,7 @@ from router.preconditions import PreconditionFailed
 
 __all__ = [
     "BackendInService",
+    "FleetLagging",
     "InvalidConfig",
     "NoEligibleBackend",
     "NotFound",
@@ -19,6 +20,7 @@ __all__ = [
     "RevisionUnavailable",
     "RolloutConflict",
     "SpecError",
+    "StateUnavailable",
 ]
 
 
@@ -60,3 +62,23 @@ class RolloutConflict(Exception):
         super().__init__(detail)
         self.route = route
         self.detail = detail
+
+
+class StateUnavailable(Exception):
+    """Fleet mode: etcd, where the state lives, cannot be reached; nothing was changed (every
+    instance keeps routing by its last state)."""
+
+
+class FleetLagging(Exception):
+    """Fleet mode: the write is committed (and live on this instance), but these instances had
+    not applied it within the deadline."""
+
+    def __init__(self, revision: int, instances: tuple[str, ...], wait: float) -> None:
+        names = ", ".join(instances) or "(unknown: etcd did not answer)"
+        super().__init__(
+            f"revision {revision} is committed and applied here, but not by {names} "
+            f"within {wait:g} s"
+        )
+        self.revision = revision
+        self.instances = instances
+        self.wait = wait

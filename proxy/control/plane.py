@@ -27,18 +27,19 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from proxy.config import ConfigError, Settings, load_config
+from proxy.config import Settings, load_config
+from proxy.control.errors import StateUnavailable
 from proxy.control.history import route_at, spec_diff
 from proxy.control.rolling.controller import PoolRolloutController
 from proxy.control.rolling.model import PoolRollout
 from proxy.control.rollout.controller import RolloutController
 from proxy.control.rollout.model import Rollout
+from proxy.control.steps import RESTART_ONLY, Listener, Next, Step, reload_step, same_state
 from proxy.health import HealthChecker
 from proxy.state import (
     HISTORY_LIMIT,
@@ -62,47 +63,22 @@ from router import (
 )
 from router.preconditions import PreconditionFailed, require_revision
 
+if TYPE_CHECKING:
+    from proxy.control.fleet_sync import FleetSync
+    from proxy.fleet.layout import SharedState
+
 log = logging.getLogger("turnout.control")
 events = logging.getLogger("turnout.events")
 """One JSON line per change (admin, reload, health), apart from the access log."""
 
 Phase = Literal["starting", "serving", "draining"]
 
-RESTART_ONLY = ("listen", "process", "admin", "state")
-"""Sections a reload cannot change in a running instance (they need a restart)."""
 
 __all__ = ["RESTART_ONLY", "ControlPlane", "Next", "Phase", "PreconditionFailed"]
 
 
-@dataclass(frozen=True, slots=True)
-class Next:
-    """What a step of the write path proposes: the next snapshot, and for a reload the settings
-    and the configuration file's spec it read (None: unchanged)."""
-
-    snapshot: Snapshot
-    settings: Settings | None = None
-    file_spec: Spec | None = None
-    rollouts: Mapping[str, Rollout] | None = None
-    """Every route's rollout after the step (None: unchanged)."""
-    pool_rollouts: Mapping[str, PoolRollout] | None = None
-    """Every pool's rollout after the step (None: unchanged)."""
-    record: tuple[dict[str, Any], dict[str, Any]] | None = None
-    """The history's before/after, when the step knows it better than a spec diff."""
-
-
-Step = Callable[[Snapshot], Next]
-
-Listener = Callable[[str, str, Spec, Spec, int], None]
-"""Told of every change made: (actor, action, spec before, spec after, revision)."""
-
-
-def _same_state(new: Snapshot, old: Snapshot) -> bool:
-    """Whether `new` routes exactly as `old` does (revisions aside): by value, not identity."""
-    return (
-        new.spec == old.spec
-        and dict(new.health) == dict(old.health)
-        and dict(new.readmitted) == dict(old.readmitted)
-    )
+COMMIT_ATTEMPTS = 8
+"""Fleet mode: how often a write recomputes its step after another instance wrote first."""
 
 
 class ControlPlane:
@@ -121,7 +97,14 @@ class ControlPlane:
         self.health = HealthChecker(self._publish_health)
         self._tasks: set[asyncio.Task[None]] = set()
         state = settings.state
-        path = (state.file or default_state_path(config_path)) if state.persist else None
+        # Imported here: the fleet's modules import the rollouts' models, whose package
+        # imports this one (and file mode never needs them).
+        from proxy.control.fleet_sync import fleet_sync
+
+        self.fleet: FleetSync | None = fleet_sync(self, settings, config_path)
+        """Fleet mode (`[state] backend = "etcd"`): the state lives in etcd; None: in the file."""
+        persist = state.persist and self.fleet is None
+        path = (state.file or default_state_path(config_path)) if persist else None
         self.state_file = StateFile(path)
         self.history: list[Change] = []
         self.rollouts: Mapping[str, Rollout] = {}
@@ -142,6 +125,8 @@ class ControlPlane:
 
     def _restore(self, file_snapshot: Snapshot) -> Snapshot:
         """Combine the saved runtime state (if any) with the configuration file."""
+        if self.fleet is not None:
+            return self.fleet.restore_copy(file_snapshot)
         try:
             saved = self.state_file.load()
         except CorruptState as error:
@@ -179,6 +164,8 @@ class ControlPlane:
     async def start(self) -> None:
         """Start every worker; returns once all serve, or when a stop signal came first
         (then the phase stays `draining`)."""
+        if self.fleet is not None:
+            await self.fleet.join()
         self._save()
         await self.supervisor.start()
         if self.phase == "draining":
@@ -193,6 +180,11 @@ class ControlPlane:
         while True:
             await asyncio.sleep(1.0)
             self.telemetry.sample()
+
+    @property
+    def leads_rollouts(self) -> bool:
+        """Whether this instance runs the rollouts: always, unless a fleet elected another."""
+        return self.fleet is None or self.fleet.leads_rollouts
 
     @property
     def ready(self) -> bool:
@@ -220,7 +212,7 @@ class ControlPlane:
         changes nothing and returns the current snapshot. `record` gives the history's
         before/after when the change is not one of the spec (health).
         """
-        snapshot, _ = await self._commit(
+        snapshot, changed = await self._commit(
             lambda current: Next(edit(current)),
             actor=actor,
             action=action,
@@ -228,6 +220,8 @@ class ControlPlane:
             if_match=if_match,
             record=record,
         )
+        if changed and self.fleet is not None:
+            await self.fleet.link.wait_all(snapshot.revision)
         return snapshot
 
     async def apply_next(
@@ -241,9 +235,11 @@ class ControlPlane:
     ) -> Snapshot:
         """The write path for a step that changes more than the snapshot (a rollout's
         transition: the route's split and the rollout together, its own history record)."""
-        snapshot, _ = await self._commit(
+        snapshot, changed = await self._commit(
             step, actor=actor, action=action, target=target, if_match=if_match
         )
+        if changed and self.fleet is not None:
+            await self.fleet.link.wait_all(snapshot.revision)
         return snapshot
 
     async def _commit(
@@ -259,67 +255,106 @@ class ControlPlane:
         """The one write path: precondition, pure step, publish, ack, record, save, current.
         Returns the current snapshot afterwards and whether the step changed anything."""
         async with self._lock:
-            current = self.snapshot
-            require_revision(if_match, current.revision)
-            proposed = step(current)
-            previous = self.settings
-            settings = proposed.settings if proposed.settings is not None else previous
-            snapshot = self._with_health(proposed.snapshot, settings)
-            rollouts = proposed.rollouts if proposed.rollouts is not None else self.rollouts
-            pool_rollouts = proposed.pool_rollouts
-            if (
-                _same_state(snapshot, current)
-                and settings == previous
-                and rollouts == self.rollouts
-                and pool_rollouts in (None, self.pool_rollouts)
-            ):
-                # Nothing changed: no new revision (it would make every other client's
-                # If-Match stale), nothing to publish or record. A reload's file may still
-                # differ (an edit that brings it in line with the runtime state): the next
-                # reload compares against it, so keep and save it.
-                if proposed.file_spec is not None and proposed.file_spec != self.file_spec:
-                    self.file_spec = proposed.file_spec
-                    self._save()
-                return current, False
-            # A worker that starts while this is published is sent the snapshot being
-            # published: it must get the settings that go with it.
-            self.settings = settings
-            try:
-                await self.supervisor.publish(snapshot, proposed.settings)
-            except BaseException:
-                self.settings = previous
-                raise
-            self.snapshot = snapshot
-            self.rollouts = rollouts
-            if pool_rollouts is not None:
-                self.pool_rollouts = pool_rollouts
-            if proposed.file_spec is not None:
-                self.file_spec = proposed.file_spec
-            if proposed.record is not None:
-                self._record(snapshot.revision, actor, action, target, *proposed.record)
-            elif record is not None:
-                self._record(snapshot.revision, actor, action, target, *record)
-            else:
-                self._record_diff(
-                    snapshot.revision, actor, action, current.spec, snapshot.spec, target
+            for _ in range(COMMIT_ATTEMPTS):
+                outcome = await self._try_commit(
+                    step,
+                    actor=actor,
+                    action=action,
+                    target=target,
+                    if_match=if_match,
+                    record=record,
                 )
-            self._save()
-            events.info(
-                "%s",
-                orjson.dumps(
-                    {
-                        "event": action,
-                        "revision": snapshot.revision,
-                        "actor": actor,
-                        "target": target,
-                    }
-                ).decode(),
+                if outcome is not None:
+                    return outcome
+            raise StateUnavailable(
+                f"the fleet's state changed {COMMIT_ATTEMPTS} times while this write was "
+                "being made; nothing was changed, try again"
             )
-            if snapshot.spec != current.spec or settings is not previous:
-                self.health.reconcile(snapshot.spec, settings)
-            for listener in self.listeners:
-                listener(actor, action, current.spec, snapshot.spec, snapshot.revision)
-            return snapshot, True
+
+    async def _try_commit(
+        self,
+        step: Step,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        if_match: Collection[int] | None,
+        record: tuple[dict[str, Any], dict[str, Any]] | None,
+    ) -> tuple[Snapshot, bool] | None:
+        """One attempt of `_commit` (its lock held); None when another instance of the fleet
+        wrote first: its state is then adopted, and the step must be computed again from it."""
+        current = self.snapshot
+        require_revision(if_match, current.revision)
+        proposed = step(current)
+        previous = self.settings
+        settings = proposed.settings if proposed.settings is not None else previous
+        snapshot = self._with_health(proposed.snapshot, settings)
+        rollouts = proposed.rollouts if proposed.rollouts is not None else self.rollouts
+        pool_rollouts = proposed.pool_rollouts
+        if (
+            same_state(snapshot, current)
+            and settings == previous
+            and rollouts == self.rollouts
+            and pool_rollouts in (None, self.pool_rollouts)
+        ):
+            # Nothing changed: no new revision (it would make every other client's
+            # If-Match stale), nothing to publish or record. A reload's file may still
+            # differ (an edit that brings it in line with the runtime state): the next
+            # reload compares against it, so keep and save it.
+            if proposed.file_spec is not None and proposed.file_spec != self.file_spec:
+                self.file_spec = proposed.file_spec
+                self._save()
+            return current, False
+        file_spec = proposed.file_spec if proposed.file_spec is not None else self.file_spec
+        pools = pool_rollouts if pool_rollouts is not None else self.pool_rollouts
+        shared: SharedState | None = None
+        if self.fleet is not None:
+            snapshot, shared = self.fleet.revision_of(current, snapshot, file_spec, rollouts, pools)
+        before_after = proposed.record or record or spec_diff(current.spec, snapshot.spec)
+        change = Change(snapshot.revision, time.time(), actor, action, target, *before_after)
+        mod_revision = 0
+        if self.fleet is not None and shared is not None:
+            committed = await self.fleet.link.commit(shared, change)
+            if committed is None:
+                await self.fleet.adopt_newer()
+                return None
+            mod_revision = committed
+        # A worker that starts while this is published is sent the snapshot being
+        # published: it must get the settings that go with it.
+        self.settings = settings
+        try:
+            await self.supervisor.publish(snapshot, proposed.settings)
+        except BaseException:
+            self.settings = previous
+            raise
+        self.snapshot = snapshot
+        self.rollouts = rollouts
+        self.pool_rollouts = pools
+        self.file_spec = file_spec
+        self._remember(change)
+        if self.fleet is not None and shared is not None:
+            self.fleet.link.applied(shared, mod_revision)
+        self._save()
+        self._announce(change, current.spec, snapshot.spec, settings is not previous)
+        return snapshot, True
+
+    def _announce(self, change: Change, before: Spec, after: Spec, new_settings: bool) -> None:
+        """A change is live: the event line, the health checker, the listeners."""
+        events.info(
+            "%s",
+            orjson.dumps(
+                {
+                    "event": change.action,
+                    "revision": change.revision,
+                    "actor": change.actor,
+                    "target": change.target,
+                }
+            ).decode(),
+        )
+        if after != before or new_settings:
+            self.health.reconcile(after, self.settings)
+        for listener in self.listeners:
+            listener(change.actor, change.action, before, after, change.revision)
 
     def _with_health(self, snapshot: Snapshot, settings: Settings) -> Snapshot:
         """The snapshot with the health checker's view of its backends (a backend added at
@@ -363,27 +398,12 @@ class ControlPlane:
         The file is read first; combining it with the runtime state is the write path's step."""
         settings, file_snapshot = load_config(self.config_path)
 
-        def step(current: Snapshot) -> Next:
-            running = self.settings
-            ignored = [s for s in RESTART_ONLY if getattr(settings, s) != getattr(running, s)]
-            kept = settings
-            if ignored:
-                log.warning(
-                    "reload: changes to [%s] take effect only after a restart", ", ".join(ignored)
-                )
-                kept = settings.model_copy(
-                    update={section: getattr(running, section) for section in ignored}
-                )
-            spec = carry_runtime(self.file_spec, file_snapshot.spec, current.spec)
-            if spec == current.spec and kept == running:
-                return Next(current, None, file_snapshot.spec)
-            try:
-                snapshot = build_snapshot(spec, {}, revision=current.revision + 1)
-            except SpecError as error:
-                raise ConfigError(self.config_path, [str(p) for p in error.problems]) from error
-            return Next(snapshot, kept, file_snapshot.spec)
-
+        step = reload_step(
+            self.config_path, lambda: self.settings, lambda: self.file_spec, settings, file_snapshot
+        )
         snapshot, changed = await self._commit(step, actor=actor, action="reload", target="config")
+        if changed and self.fleet is not None:
+            await self.fleet.link.wait_all(snapshot.revision)
         if changed:
             self.reloads += 1
             log.info("reloaded %s: revision %d", self.config_path, snapshot.revision)
@@ -420,7 +440,10 @@ class ControlPlane:
         before: dict[str, Any] | None,
         after: dict[str, Any] | None,
     ) -> None:
-        self.history.append(Change(revision, time.time(), actor, action, target, before, after))
+        self._remember(Change(revision, time.time(), actor, action, target, before, after))
+
+    def _remember(self, change: Change) -> None:
+        self.history.append(change)
         del self.history[:-HISTORY_LIMIT]
 
     def _save(self) -> None:
@@ -447,6 +470,9 @@ class ControlPlane:
         if self.phase == "draining":
             return
         self.phase = "draining"
+        if self.fleet is not None:
+            # Leave the fleet first: other instances' writes stop waiting for this one.
+            await self.fleet.stop()
         await self.health.stop()
         await self.rollout.stop()
         await self.rolling.stop()

@@ -10,6 +10,7 @@ once-a-second report. The name checks live here too: commands and adapters both 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from proxy.control.errors import NotFound
 from proxy.control.plane import ControlPlane
@@ -64,6 +65,18 @@ class Queries:
 
     def revision(self) -> int:
         return self._plane.snapshot.revision
+
+    async def fleet(self) -> dict[str, Any]:
+        """The fleet sharing this instance's state (file mode: this instance alone)."""
+        plane = self._plane
+        if plane.fleet is None:
+            return {
+                "backend": "file",
+                "instance": None,
+                "revision": plane.snapshot.revision,
+                "instances": [],
+            }
+        return await plane.fleet.view()
 
     def readiness(self) -> Readiness:
         plane = self._plane

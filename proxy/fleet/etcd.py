@@ -112,6 +112,11 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text) if text else b""
 
 
+def _why(error: Exception) -> str:
+    """A short reason (aiohttp's reprs name every field of the connection key)."""
+    return str(error) or type(error).__name__
+
+
 def _prefix_end(prefix: str) -> str:
     """The range end that covers every key starting with `prefix` (etcd's clientv3.GetPrefixRangeEnd)."""
     raw = bytearray(prefix.encode())
@@ -225,7 +230,7 @@ class EtcdClient:
                     answer: dict[str, Any] = orjson.loads(await response.read() or b"{}")
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as error:
             self._failed()
-            raise EtcdUnavailable(f"etcd at {url}: {error!r}") from error
+            raise EtcdUnavailable(f"etcd at {url}: {_why(error)}") from error
         if response.status != 200 or "error" in answer:
             refusal = _refusal(answer, response.status)
             if isinstance(refusal, EtcdUnavailable):
@@ -368,7 +373,7 @@ class EtcdClient:
                                 yield events
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as error:
             self._failed()
-            raise EtcdUnavailable(f"etcd watch at {url}: {error!r}") from error
+            raise EtcdUnavailable(f"etcd watch at {url}: {_why(error)}") from error
         self._failed()
         raise EtcdUnavailable(f"etcd watch at {url} ended")
 

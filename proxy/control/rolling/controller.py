@@ -27,6 +27,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,7 @@ from router.spec import AdminState, PoolSpec
 
 if TYPE_CHECKING:
     from proxy.control.plane import ControlPlane, Next
+    from proxy.fleet.counts import Accumulator
 
 log = logging.getLogger("turnout.rolling")
 
@@ -71,11 +73,21 @@ class PoolRolloutController:
         self._task: asyncio.Task[None] | None = None
         self._hooks: dict[str, set[asyncio.Task[None]]] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._leading = False
+        self._fleet_sums: Accumulator | None = None
         plane.listeners.append(self._changed)
 
     # Life
 
     def start(self) -> None:
+        # In a fleet this instance leads only once elected: tick() resumes then.
+        self._leading = self.plane.leads_rollouts
+        if self._leading:
+            self._resume_all()
+        self._task = asyncio.create_task(self._forever())
+
+    def _resume_all(self) -> None:
+        """Take over every live rollout: after a restart, or on becoming the fleet's leader."""
         for rollout in self.plane.pool_rollouts.values():
             if rollout.final:
                 continue
@@ -90,7 +102,6 @@ class PoolRolloutController:
             )
             if rollout.phase == "progressing":
                 self._spawn(self._resume_stage(rollout))
-        self._task = asyncio.create_task(self._forever())
 
     async def stop(self) -> None:
         tasks = [t for t in (self._task, *self._background) if t is not None]
@@ -116,11 +127,28 @@ class PoolRolloutController:
 
     async def tick(self) -> None:
         plane = self.plane
+        leading = plane.leads_rollouts
+        if leading and not self._leading:
+            self._resume_all()
+        self._leading = leading
         live = [r for r in plane.pool_rollouts.values() if not r.final]
+        if not leading:
+            self._fleet_sums = None  # a new leadership counts from its next readings
+            return
         if not live:
             return
         reports = await plane.supervisor.query_stats(wait=TICK)
-        totals = plane.telemetry.backends()
+        totals: Mapping[tuple[str, str], Any] = plane.telemetry.backends()
+        flights = [(r.revision, r.inflight) for r in reports]
+        if plane.fleet is not None:
+            # The whole fleet's traffic and in-flight requests (proxy.control.fleet_counts).
+            if self._fleet_sums is None:
+                self._fleet_sums = plane.fleet.counts.accumulator()
+            summed = await plane.fleet.counts.sums(self._fleet_sums, {}, totals, members=True)
+            if summed is None:
+                return  # etcd away: no new evidence, and no write could land anyway
+            totals = summed.backends
+            flights += summed.flights
         now = time.time()
         for rollout in live:
             pool = plane.snapshot.spec.pool(rollout.pool)
@@ -141,7 +169,7 @@ class PoolRolloutController:
             seen = Seen(
                 now=now,
                 in_flight=observe.in_flight(
-                    ((r.revision, r.inflight) for r in reports),
+                    flights,
                     rollout.pool,
                     rollout.current,
                     rollout.revision,

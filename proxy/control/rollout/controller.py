@@ -24,6 +24,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ from router.guards import require_eligible
 
 if TYPE_CHECKING:
     from proxy.control.plane import ControlPlane, Next
+    from proxy.fleet.counts import Accumulator
 
 log = logging.getLogger("turnout.rollout")
 
@@ -83,6 +85,7 @@ class RolloutController:
         self._task: asyncio.Task[None] | None = None
         self._prechecks: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._fleet_sums: Accumulator | None = None
         plane.listeners.append(self._changed)
 
     # Life
@@ -124,10 +127,21 @@ class RolloutController:
     async def tick(self) -> None:
         plane = self.plane
         live = [r for r in plane.rollouts.values() if not r.final]
+        if not plane.leads_rollouts:  # in a fleet, the leader runs them
+            self._fleet_sums = None  # a new leadership counts from its next readings
+            return
         if not live:
             return
         await plane.supervisor.query_stats(wait=TICK)
-        totals = plane.telemetry.routes()
+        totals: Mapping[tuple[str, str], Any] = plane.telemetry.routes()
+        if plane.fleet is not None:
+            # The whole fleet's traffic, summed (proxy.control.fleet_counts).
+            if self._fleet_sums is None:
+                self._fleet_sums = plane.fleet.counts.accumulator()
+            summed = await plane.fleet.counts.sums(self._fleet_sums, totals, {})
+            if summed is None:
+                return  # etcd away: no new evidence, and no write could land anyway
+            totals = summed.routes
         now = time.time()
         for rollout in live:
             run = self._fold(rollout, totals, now)
@@ -144,7 +158,7 @@ class RolloutController:
             if transition is not None:
                 await self._try(transition, rollout)
 
-    def _fold(self, rollout: Rollout, totals: dict[tuple[str, str], Any], now: float) -> Run:
+    def _fold(self, rollout: Rollout, totals: Mapping[tuple[str, str], Any], now: float) -> Run:
         """Fold the increments since the last report into the rollout's judge."""
         run = self.runs.get(rollout.route)
         if run is None:
