@@ -161,3 +161,17 @@ def test_a_plain_write_answers_after_every_instance_applied_it(fleet: Fleet) -> 
             assert view.body["revision"] == revision, (writer.name, instance.name, view.body)
             assert view.body["weights"] == weights, (instance.name, view.body)
             assert view.body["name"] == ROUTE
+
+
+def test_every_instance_has_the_fleet_s_one_history(fleet: Fleet) -> None:
+    """The history is shared state: the same entries on every instance, one per revision, the
+    seeding included (whichever instance won the race to seed)."""
+    histories = []
+    for instance in fleet.instances:
+        answer = instance.get("/v1/history?limit=1000")
+        assert answer.status == 200, answer
+        entries = [(c["revision"], c["action"], c["actor"]) for c in answer.body["changes"]]
+        revisions = [revision for revision, _, _ in entries]
+        assert len(revisions) == len(set(revisions)), f"{instance.name}: {entries[-3:]}"
+        histories.append(entries)
+    assert histories[0] == histories[1] == histories[2]
