@@ -20,6 +20,7 @@ etcd itself is proxy.fleet.link.FleetLink):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -31,7 +32,7 @@ from proxy.control.errors import StateUnavailable
 from proxy.control.fleet_counts import FleetCounts
 from proxy.control.rolling.model import PoolRollout
 from proxy.control.rollout.model import Rollout
-from proxy.state import Change
+from proxy.state import HISTORY_LIMIT, Change
 from router import Snapshot, Spec, build_snapshot
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class FleetSync:
         self.plane = plane
         self.link = link
         self.counts = FleetCounts(plane, link)
+        self._history_task: asyncio.Task[None] | None = None
 
     @property
     def leads_rollouts(self) -> bool:
@@ -145,7 +147,7 @@ class FleetSync:
                         plane.config_path,
                         state.revision,
                     )
-                    plane._remember(change)
+                    plane.history = [change]  # the fleet's history starts here
                     link.applied(state, committed)
                 else:
                     found = await link.load()
@@ -160,7 +162,11 @@ class FleetSync:
                     )
                 plane.snapshot = self.take(state)
                 link.mod_revision = mod_revision
-                plane.history = (await link.history()) or plane.history
+                history = await link.history()
+                if history is None:
+                    self._reread_history()
+                else:
+                    plane.history = history
                 link.applied(state, mod_revision)
         except StateUnavailable as error:
             log.warning(
@@ -174,6 +180,8 @@ class FleetSync:
 
     async def stop(self) -> None:
         """Leave the fleet: other instances' writes stop waiting for this one."""
+        if self._history_task is not None:
+            self._history_task.cancel()
         await self.counts.publisher.stop()
         await self.link.stop()
 
@@ -232,12 +240,29 @@ class FleetSync:
         if change is not None:
             plane._remember(change)
         else:
-            # Several revisions at once (a snapshot after a compaction): the whole history.
-            plane.history = (await link.history()) or plane.history
+            # Several revisions at once (a snapshot after a compaction), or etcd failed just
+            # now: the whole history, read until it can be.
+            self._reread_history()
             change = Change(
                 state.revision, time.time(), "fleet", "fleet-sync", "config", None, None
             )
         plane._announce(change, current.spec, taken.spec, False)
+
+    def _reread_history(self) -> None:
+        if self._history_task is None or self._history_task.done():
+            self._history_task = asyncio.ensure_future(self._read_history())
+
+    async def _read_history(self) -> None:
+        """Replace the history by etcd's, keeping entries applied since the read (bounded
+        backoff while etcd is away; the state itself is already applied)."""
+        pause = 0.1
+        while (fetched := await self.link.history()) is None:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+        newest = fetched[-1].revision if fetched else 0
+        plane = self.plane
+        plane.history = fetched + [c for c in plane.history if c.revision > newest]
+        del plane.history[:-HISTORY_LIMIT]
 
     async def view(self) -> dict[str, Any]:
         """GET /v1/fleet."""

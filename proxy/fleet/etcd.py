@@ -44,8 +44,12 @@ import orjson
 from proxy.fleet.etcd_auth import TokenAuth
 
 # gRPC status codes etcd's gateway reports in {"code": ...} (google.golang.org/grpc/codes).
+_CANCELED = 1
 _DEADLINE_EXCEEDED = 4
 _UNAVAILABLE = 14
+# What etcd says while it stops, starts or elects (etcd 3.4's gateway, seen in tests): the
+# request never ran or its outcome is unknown, as with an unreachable etcd.
+_TRANSIENT = ("connection is closing", "request timed out", "leader changed", "no leader")
 
 
 class EtcdError(Exception):
@@ -146,7 +150,11 @@ def _op(op: Put | Delete) -> dict[str, Any]:
 def _refusal(body: dict[str, Any], status: int) -> EtcdError:
     message = str(body.get("message") or body.get("error") or f"HTTP {status}")
     code = body.get("code")
-    if status == 503 or code in (_UNAVAILABLE, _DEADLINE_EXCEEDED):
+    if (
+        status in (408, 503, 504)
+        or code in (_CANCELED, _UNAVAILABLE, _DEADLINE_EXCEEDED)
+        or any(words in message for words in _TRANSIENT)
+    ):
         return EtcdUnavailable(message)
     if "compacted" in message:
         return Compacted(None)

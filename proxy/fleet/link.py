@@ -237,7 +237,10 @@ class FleetLink:
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
         async def run() -> None:
-            await coroutine
+            try:
+                await coroutine
+            except EtcdError as error:  # background: the next keepalive publishes again
+                log.debug("fleet: %s", error)
 
         task = asyncio.ensure_future(run())
         self._tasks.add(task)

@@ -106,6 +106,8 @@ class LoopbackBackend:
 
     name: str
     server: ThreadingHTTPServer | None = None
+    status: int = 200
+    """What it answers; a test sets 500 to make its pool fail."""
 
     @property
     def url(self) -> str:
@@ -114,12 +116,13 @@ class LoopbackBackend:
 
     def start(self) -> LoopbackBackend:
         name = self.name.encode()
+        backend = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
-                self.send_response(200)
+                self.send_response(backend.status)
                 self.send_header("Content-Length", str(len(name)))
                 self.end_headers()
                 self.wfile.write(name)
