@@ -1,10 +1,12 @@
 """Health: active probes, passive outlier ejection, and the health view they publish.
 
 Theory of operation. The control plane runs one `HealthChecker` for the whole instance (workers
-never probe). For every backend of a pool whose [health] is enabled, a task probes it every
+never probe). For every backend of a pool whose [health] is enabled, it probes it every
 `interval` (times 1 +/- jitter, so backends are not probed in lockstep), over the checker's own
 connection to it, kept alive between probes (proxy.health_probe), at most `CONCURRENCY` probes at
-once. A backend becomes unhealthy after
+once. No task per backend: the due probes sit on one timer wheel (proxy.health_schedule), a probe
+is sent and answered by callback (`Prober.send`), and its answer is judged inline; only a change
+of state takes a task (publishing it is async, and the backend's next probe waits for it). A backend becomes unhealthy after
 `unhealthy_threshold` failed probes in a row and healthy again after `healthy_threshold`
 successes in a row, so a flapping backend never comes back.
 
