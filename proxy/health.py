@@ -1,10 +1,12 @@
 """Health: active probes, passive outlier ejection, and the health view they publish.
 
 Theory of operation. The control plane runs one `HealthChecker` for the whole instance (workers
-never probe). For every backend of a pool whose [health] is enabled, a task probes it every
+never probe). For every backend of a pool whose [health] is enabled, it probes it every
 `interval` (times 1 +/- jitter, so backends are not probed in lockstep), over the checker's own
 connection to it, kept alive between probes (proxy.health_probe), at most `CONCURRENCY` probes at
-once. A backend becomes unhealthy after
+once. No task per backend: the due probes sit on one timer wheel (proxy.health_schedule), a probe
+is sent and answered by callback (`Prober.send`), and its answer is judged inline; only a change
+of state takes a task (publishing it is async, and the backend's next probe waits for it). A backend becomes unhealthy after
 `unhealthy_threshold` failed probes in a row and healthy again after `healthy_threshold`
 successes in a row, so a flapping backend never comes back.
 
@@ -23,15 +25,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from proxy.config import HealthCheckConfig, Settings
-from proxy.health_probe import Prober
+from proxy.health_probe import Done, Prober
+from proxy.health_schedule import Wheel
 from router import Health, Spec
 
 log = logging.getLogger("turnout.health")
@@ -70,7 +75,13 @@ class BackendHealth:
     """By probe."""
     successes: int = 0
     failures: int = 0
-    last: Probe | None = None
+    # The last probe, kept field by field (`last` assembles it): no object per probe.
+    last_at: float = 0.0
+    """Wall time; 0: never probed."""
+    last_ok: bool = False
+    last_status: int | None = None
+    last_error: str | None = None
+    last_duration: float = 0.0
     was_healthy: bool = False
     """It has been healthy at some point (initial_state healthy counts)."""
     probes_ok: int = 0
@@ -89,12 +100,49 @@ class BackendHealth:
     changed_at: float = field(default_factory=time.time)
 
     @property
+    def last(self) -> Probe | None:
+        if not self.last_at:
+            return None
+        return Probe(
+            self.last_at, self.last_ok, self.last_status, self.last_error, self.last_duration
+        )
+
+    def probed(
+        self, at: float, ok: bool, status: int | None, error: str | None, duration: float
+    ) -> None:
+        """Count one probe's outcome (the state machine's transitions are the checker's)."""
+        self.last_at, self.last_ok, self.last_status = at, ok, status
+        self.last_error, self.last_duration = error, duration
+        if ok:
+            self.probes_ok += 1
+            self.successes += 1
+            self.failures = 0
+        else:
+            self.probes_failed += 1
+            self.failures += 1
+            self.successes = 0
+
+    @property
     def ejected(self) -> bool:
         return self.ejected_until > 0.0
 
     @property
     def routable(self) -> bool:
         return self.state == "healthy" and not self.ejected
+
+
+@dataclass(eq=False, slots=True)
+class _Slot:
+    """One probed backend's place in the checker: its state, prober and answer callback."""
+
+    key: Key
+    state: BackendHealth
+    prober: Prober
+    done: Done = field(init=False)
+    started: float = 0.0
+    """Monotonic time the current probe was due."""
+    busy: bool = False
+    """A probe is in flight (it counts towards CONCURRENCY)."""
 
 
 class HealthChecker:
@@ -104,13 +152,18 @@ class HealthChecker:
         self.readmitted: dict[Key, float] = {}
         self.settings: Settings | None = None
         self.spec: Spec | None = None
-        self._probes: dict[Key, asyncio.Task[None]] = {}
+        self._slots: dict[Key, _Slot] = {}
+        """The backends probed."""
+        self._wheel: Wheel[_Slot] | None = None
+        self._in_flight = 0
+        self._queued: deque[_Slot] = deque()
+        """Due while CONCURRENCY probes were in flight, in the order they fell due."""
+        self._changes: set[asyncio.Task[None]] = set()
+        """Probes' transitions being published."""
         self._ticker: asyncio.Task[None] | None = None
-        self._probers: dict[Key, Prober] = {}
-        self._semaphore = asyncio.Semaphore(CONCURRENCY)
         self._cap_logged: set[Key] = set()
-        self._configs: dict[str, tuple[HealthCheckConfig, list[tuple[int, int]]]] = {}
-        """Per pool: its health config and expected status ranges, resolved once per change."""
+        self._configs: dict[str, tuple[HealthCheckConfig, frozenset[int], bytes | None]] = {}
+        """Per pool: its health config, expected statuses and body, resolved once per change."""
 
     # The view the control plane routes by
 
@@ -131,30 +184,43 @@ class HealthChecker:
     def reconcile(self, spec: Spec, settings: Settings) -> None:
         """Follow the spec: probe new backends, stop probing removed ones."""
         self._track(spec, settings)
+        for key in list(self._slots):
+            slot = self._slots[key]
+            if self.backends.get(key) is not slot.state or not slot.state.checked:
+                del self._slots[key]
+                self._release(slot)
+                slot.prober.close()
         for key, state in self.backends.items():
-            if state.checked and key not in self._probes:
-                self._probes[key] = asyncio.create_task(self._probe_forever(key))
-        for key in list(self._probes):
-            if key not in self.backends or not self.backends[key].checked:
-                self._probes.pop(key).cancel()
-                prober = self._probers.pop(key, None)
-                if prober is not None:
-                    prober.close()
+            if state.checked and key not in self._slots:
+                # Its own connections: a probe never takes a request's pooled connection, and
+                # a probe's connection is never reused for a request.
+                host, _, port = state.address.rpartition(":")
+                slot = self._slots[key] = _Slot(key, state, Prober(host.strip("[]"), int(port)))
+                slot.done = functools.partial(self._answered, slot)
+                config = self._configs[state.pool][0]
+                # The first probe soon after start (not a whole interval later), spread out too.
+                self._probe_later(
+                    slot, random.uniform(0, min(1.0, config.interval) * config.jitter)
+                )
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick_forever())
 
     async def stop(self) -> None:
-        tasks = [*self._probes.values(), *([self._ticker] if self._ticker else [])]
+        if self._wheel is not None:
+            self._wheel.clear()
+        for slot in self._slots.values():
+            slot.prober.close()
+        self._slots.clear()
+        self._queued.clear()
+        self._in_flight = 0
+        tasks = [*self._changes, *([self._ticker] if self._ticker else [])]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._probes.clear()
+        self._changes.clear()
         self._ticker = None
-        for prober in self._probers.values():
-            prober.close()
-        self._probers.clear()
 
     def _track(self, spec: Spec, settings: Settings) -> None:
         self.spec, self.settings = spec, settings
@@ -162,7 +228,11 @@ class HealthChecker:
         known: dict[Key, BackendHealth] = {}
         for pool in spec.pools:
             config = settings.pool_health(pool.name)
-            self._configs[pool.name] = (config, config.statuses())
+            self._configs[pool.name] = (
+                config,
+                _statuses(config.expected_statuses),
+                config.expect_body.encode() if config.expect_body else None,
+            )
             for backend in pool.backends:
                 key = (pool.name, backend.name)
                 address = f"{backend.host}:{backend.port}"
@@ -183,76 +253,86 @@ class HealthChecker:
 
     # Active checks
 
-    async def _probe_forever(self, key: Key) -> None:
-        state = self.backends[key]
-        config = self._config(state.pool)
-        # The first probe soon after start (not a whole interval later), spread out too.
-        await asyncio.sleep(random.uniform(0, min(1.0, config.interval) * config.jitter))
-        while True:
-            config = self._config(state.pool)
-            probe = await self._probe(state, config)
-            await self._after_probe(key, state, probe, config)
-            spread = config.interval * config.jitter
-            await asyncio.sleep(config.interval + random.uniform(-spread, spread))
-            if self.backends.get(key) is not state:
-                return  # the backend was removed or redefined
+    def _probe_later(self, slot: _Slot, delay: float) -> None:
+        if self._wheel is None:
+            self._wheel = Wheel(asyncio.get_running_loop(), self._fire)
+        self._wheel.later(delay, slot)
 
-    async def _probe(self, state: BackendHealth, config: HealthCheckConfig) -> Probe:
-        statuses = self._configs[state.pool][1]
-        key = (state.pool, state.backend)
-        prober = self._probers.get(key)
-        if prober is None or prober.address != state.address:
-            if prober is not None:
-                prober.close()
-            # Its own connections: a probe never takes a request's pooled connection, and a
-            # probe's connection is never reused for a request.
-            host, _, port = state.address.rpartition(":")
-            prober = self._probers[key] = Prober(host.strip("[]"), int(port))
-        started = time.monotonic()
-        async with self._semaphore:
-            answer = await prober.probe(
-                config.method,
-                config.path,
-                config.host,
-                config.timeout,
-                BODY_LIMIT,
-                want_body=bool(config.expect_body),
-            )
-        status = answer.status
-        if answer.error is not None or status is None:
-            return self._result(started, None, answer.error)
-        if not any(low <= status <= high for low, high in statuses):
-            return self._result(started, status, f"status {status}")
-        if config.expect_body and config.expect_body.encode() not in answer.body:
-            return self._result(started, status, f"body lacks {config.expect_body!r}")
-        return self._result(started, status, None)
+    def _fire(self, slot: _Slot) -> None:
+        """A backend is due (the wheel calls this): probe it now, or when a probe ends."""
+        if self._slots.get(slot.key) is not slot or self.backends.get(slot.key) is not slot.state:
+            return  # the backend was removed or redefined
+        slot.started = time.monotonic()
+        if self._in_flight >= CONCURRENCY:
+            self._queued.append(slot)
+        else:
+            self._send(slot)
 
-    @staticmethod
-    def _result(started: float, status: int | None, error: str | None) -> Probe:
-        return Probe(time.time(), error is None, status, error, time.monotonic() - started)
+    def _send(self, slot: _Slot) -> None:
+        config = self._configs[slot.state.pool][0]
+        self._in_flight += 1
+        slot.busy = True
+        slot.prober.send(
+            config.method,
+            config.path,
+            config.host,
+            config.timeout,
+            BODY_LIMIT,
+            bool(config.expect_body),
+            slot.done,
+        )
 
-    async def _after_probe(
-        self, key: Key, state: BackendHealth, probe: Probe, config: HealthCheckConfig
-    ) -> None:
-        state.last = probe
-        if probe.ok:
-            state.probes_ok += 1
-            state.successes += 1
-            state.failures = 0
+    def _answered(self, slot: _Slot, status: int | None, body: bytes, error: str | None) -> None:
+        """A probe's answer (the prober calls this): judge it, then the next probe is due."""
+        ended = time.monotonic()
+        self._release(slot)
+        state = slot.state
+        if self.backends.get(slot.key) is not state:
+            return  # the backend was removed or redefined while it was probed
+        config, statuses, expect = self._configs[state.pool]
+        if error is None and status is not None:
+            if status not in statuses:
+                error = f"status {status}"
+            elif expect is not None and expect not in body:
+                error = f"body lacks {config.expect_body!r}"
+        state.probed(time.time(), error is None, status, error, ended - slot.started)
+        spread = config.interval * config.jitter
+        delay = config.interval + random.uniform(-spread, spread)
+        if error is None:
             # A backend that started unhealthy (initial_state) needs one success; one that
             # its probes took out needs healthy_threshold of them in a row.
             needed = config.healthy_threshold if state.was_healthy else 1
-            if state.state == "unhealthy" and state.successes >= needed:
-                await self._set(state, "healthy", f"{state.successes} successful probe(s)")
+            change = state.state == "unhealthy" and state.successes >= needed
         else:
-            state.probes_failed += 1
-            state.failures += 1
-            state.successes = 0
-            if state.state == "healthy" and state.failures >= config.unhealthy_threshold:
-                state.ejected_by_probes += 1
-                await self._set(
-                    state, "unhealthy", f"{state.failures} failed probes: {probe.error}"
-                )
+            change = state.state == "healthy" and state.failures >= config.unhealthy_threshold
+        if not change:
+            self._probe_later(slot, delay)  # the common case: no task, no allocation
+            return
+        task = asyncio.create_task(self._transition(slot, delay))
+        self._changes.add(task)
+        task.add_done_callback(self._changes.discard)
+
+    def _release(self, slot: _Slot) -> None:
+        if slot.busy:
+            slot.busy = False
+            self._in_flight -= 1
+        while self._queued and self._in_flight < CONCURRENCY:
+            waiting = self._queued.popleft()
+            if self._slots.get(waiting.key) is waiting:
+                self._send(waiting)
+
+    async def _transition(self, slot: _Slot, delay: float) -> None:
+        # Probing this backend resumes once its change is live, as it always has.
+        state = slot.state
+        if state.last_ok:
+            await self._set(state, "healthy", f"{state.successes} successful probe(s)")
+        else:
+            state.ejected_by_probes += 1
+            await self._set(
+                state, "unhealthy", f"{state.failures} failed probes: {state.last_error}"
+            )
+        if self._slots.get(slot.key) is slot:
+            self._probe_later(slot, delay)
 
     async def _set(self, state: BackendHealth, value: Health, why: str) -> None:
         was = state.routable
@@ -338,5 +418,9 @@ class HealthChecker:
             why,
         )
 
-    def _config(self, pool: str) -> HealthCheckConfig:
-        return self._configs[pool][0]
+
+@functools.cache
+def _statuses(expected: str) -> frozenset[int]:
+    """Every status `expected_statuses` accepts: one set lookup a probe, shared by the pools."""
+    ranges = HealthCheckConfig(expected_statuses=expected).statuses()
+    return frozenset(status for low, high in ranges for status in range(low, high + 1))

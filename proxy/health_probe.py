@@ -22,6 +22,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -49,6 +50,17 @@ class _Closed(_Failed):
         self.answered = answered
 
 
+Settle = Callable[[int, "_Failed | None"], None]
+"""A probe's outcome: the status (0 with an error), or the error."""
+
+Done = Callable[[int | None, bytes, str | None], None]
+"""A probe's answer, as `Prober.send` reports it: (status, body, error), as in `Answer`."""
+
+
+def _settled(status: int, error: _Failed | None) -> None:
+    """A probe already settled: later outcomes are ignored."""
+
+
 class _Connection(asyncio.Protocol):
     """One connection to a backend, at most one probe in flight on it."""
 
@@ -56,7 +68,8 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.open = False
         self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[int] | None = None
+        self.settle: Settle | None = None
+        """Told the probe's outcome, once; None: no probe in flight."""
         self.body: list[bytes] = []
         self.size = 0
         self.limit = 0
@@ -73,7 +86,7 @@ class _Connection(asyncio.Protocol):
         self.open = True
 
     def data_received(self, data: bytes) -> None:
-        if self.waiter is None:
+        if self.settle is None:
             # Bytes nobody asked for: the stream can no longer be trusted.
             self.close()
             return
@@ -91,15 +104,14 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.open = False
         self.reusable = False
-        waiter = self.waiter
-        if waiter is None or waiter.done():
+        if self.settle is None:
             return
         if self.headers_done and not self.head:
             # A body delimited by the end of the connection (no Content-Length, not chunked)
             # ends here; a truncated one is judged on what arrived.
             self._done()
         else:
-            waiter.set_exception(_Closed(self.answered))
+            self._settle(0, _Closed(self.answered))
 
     # llhttp callbacks
 
@@ -131,9 +143,9 @@ class _Connection(asyncio.Protocol):
 
     # The probe's side
 
-    def request(self, data: bytes, head: bool, keep: bool, limit: int) -> asyncio.Future[int]:
+    def request(self, data: bytes, head: bool, keep: bool, limit: int, settle: Settle) -> None:
         assert self.transport is not None
-        self.waiter = waiter = asyncio.get_running_loop().create_future()
+        self.settle = settle
         self.body = []
         self.size = 0
         self.limit = limit
@@ -141,12 +153,11 @@ class _Connection(asyncio.Protocol):
         self.head = head
         self.headers_done = self.answered = False
         self.transport.write(data)
-        return waiter
 
     def finish(self) -> bytes:
         """The probe is over: its body, and the connection closed unless it can be reused."""
-        self.waiter = None
-        body = b"".join(self.body)
+        self.settle = None
+        body = b"".join(self.body) if self.body else b""
         if not (self.reusable and self.open):
             self.close()
         return body[: self.limit]
@@ -162,20 +173,29 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
 
     def _done(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(self.parser.get_status_code())
+        self._settle(self.parser.get_status_code(), None)
 
     def _fail(self, error: _Failed) -> None:
         self.reusable = False
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(error)
+        self._settle(0, error)
         self.close()
+
+    def _settle(self, status: int, error: _Failed | None) -> None:
+        settle = self.settle
+        if settle is not None:
+            # Once per probe: what follows in the same bytes, or the loss of the connection
+            # after the answer, is not this probe's.
+            self.settle = _settled
+            settle(status, error)
 
 
 class Prober:
-    """Probes one backend (`host`, `port`) over a connection kept alive between probes."""
+    """Probes one backend (`host`, `port`) over a connection kept alive between probes.
+
+    Two ways in: `probe` (a coroutine, any case) and `send` (no task, no future: the answer comes
+    back through a callback), which the health checker uses on every probe; `send` does the common
+    case itself (a kept-alive connection answers) and runs `probe`'s path in a task otherwise.
+    """
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
@@ -184,6 +204,13 @@ class Prober:
         """Connections opened so far (for tests and curiosity)."""
         self._connection: _Connection | None = None
         self._request: tuple[tuple[str, str, str | None], bytes] | None = None
+        # The probe `send` has in flight.
+        self._done: Done | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._within = 0.0
+        self._deadline = 0.0
+        self._args: tuple[str, str, str | None, int, bool] = ("GET", "/", None, 0, False)
 
     def _data(self, method: str, path: str, host: str | None) -> bytes:
         key = (method, path, host)
@@ -193,6 +220,73 @@ class Prober:
             head += "User-Agent: turnout-health\r\nAccept: */*\r\n\r\n"
             self._request = (key, head.encode("latin-1"))
         return self._request[1]
+
+    # The callback way: one probe at a time
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        host: str | None,
+        within: float,
+        body_limit: int,
+        want_body: bool,
+        done: Done,
+    ) -> None:
+        """Start one probe, as `probe` would; `done(status, body, error)` is called once with its
+        answer, unless `close` is called first. One probe at a time per Prober."""
+        assert self._done is None, "one probe at a time"
+        loop = asyncio.get_running_loop()
+        self._done = done
+        self._within = within
+        self._deadline = deadline = loop.time() + within
+        self._args = (method, path, host, body_limit, want_body)
+        connection = self._connection
+        if connection is not None and connection.open and connection.reusable:
+            connection.request(
+                self._data(method, path, host), method == "HEAD", want_body, body_limit, self._sent
+            )
+            self._timer = loop.call_at(deadline, self._expired)
+        else:
+            self._task = loop.create_task(self._slow(0))
+
+    def _sent(self, status: int, error: _Failed | None) -> None:
+        connection = self._connection
+        assert connection is not None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if error is None:
+            self._answer(status, connection.finish(), None)
+            return
+        connection.finish()
+        if isinstance(error, _Closed) and not error.answered:
+            # An idle connection the peer closed as we wrote: once more, on a new one.
+            self._task = asyncio.get_running_loop().create_task(self._slow(1))
+            return
+        self._answer(None, b"", str(error))
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self._connection is not None:
+            self._connection.settle = None
+            self._connection.abort()
+        self._answer(None, b"", f"timeout after {self._within:g} s")
+
+    async def _slow(self, attempt: int) -> None:
+        method, path, host, body_limit, want_body = self._args
+        answer = await self._probe(
+            method, path, host, self._within, self._deadline, body_limit, want_body, attempt
+        )
+        self._task = None
+        self._answer(answer.status, answer.body, answer.error)
+
+    def _answer(self, status: int | None, body: bytes, error: str | None) -> None:
+        done, self._done = self._done, None
+        if done is not None:
+            done(status, body, error)
+
+    # The coroutine way
 
     async def probe(
         self,
@@ -205,14 +299,28 @@ class Prober:
     ) -> Answer:
         """One probe; failures come back as an `Answer` with an error, never raised.
 
-        `within` seconds cover connecting and the whole response. With `want_body`, the answer holds the first `body_limit` bytes of the body; without,
-        the body is read past (up to `body_limit`, to keep the connection) and not kept.
+        `within` seconds cover connecting and the whole response. With `want_body`, the answer
+        holds the first `body_limit` bytes of the body; without, the body is read past (up to
+        `body_limit`, to keep the connection) and not kept.
         """
+        deadline = asyncio.get_running_loop().time() + within
+        return await self._probe(method, path, host, within, deadline, body_limit, want_body, 0)
+
+    async def _probe(
+        self,
+        method: str,
+        path: str,
+        host: str | None,
+        within: float,
+        deadline: float,
+        body_limit: int,
+        want_body: bool,
+        first: int,
+    ) -> Answer:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
         data = self._data(method, path, host)
         head = method == "HEAD"
-        for attempt in (0, 1):
+        for attempt in range(first, 2):
             connection = self._connection
             reused = connection is not None and connection.open and connection.reusable
             if not reused:
@@ -231,7 +339,8 @@ class Prober:
                 self.connects += 1
                 self._connection = connection
             assert connection is not None
-            waiter = connection.request(data, head, want_body, body_limit)
+            waiter: asyncio.Future[int] = loop.create_future()
+            connection.request(data, head, want_body, body_limit, _setter(waiter))
             timer = loop.call_at(deadline, _expire, waiter)
             try:
                 status = await waiter
@@ -255,9 +364,29 @@ class Prober:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
+        """Close the connection; a probe `send` started is dropped (its `done` is not called)."""
+        self._done = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
         if self._connection is not None:
+            self._connection.settle = None
             self._connection.close()
             self._connection = None
+
+
+def _setter(waiter: asyncio.Future[int]) -> Settle:
+    def settle(status: int, error: _Failed | None) -> None:
+        if not waiter.done():
+            if error is None:
+                waiter.set_result(status)
+            else:
+                waiter.set_exception(error)
+
+    return settle
 
 
 def _expire(waiter: asyncio.Future[int]) -> None:
