@@ -82,7 +82,8 @@ def test_the_leader_aborts_on_traffic_it_never_saw(etcd: Etcd, tmp_path: Path) -
         assert done["cause"] == "errors", done
         errors = done["evidence"]["errors"]
         # Every request went through `other`: the leader judged its counts, not its own.
-        assert errors["canaryRequests"] >= 1 and errors["canaryErrors"] >= 1, errors
+        assert errors["canaryRequests"] >= 1, errors
+        assert errors["canaryErrors"] >= 1, errors
         assert statuses.count(500) >= 1
         for instance in fleet.instances:
             assert instance.route().body["weights"] == {"blue": 100, "green": 0}
@@ -118,4 +119,5 @@ def test_another_instance_takes_over_a_rollout_when_the_leader_dies(
         print(f"leadership taken over {took_over:.2f} s after the leader was killed")
         assert done["phase"] == "promoted", done
         assert other.route().body["weights"] == {"blue": 0, "green": 100}
-        assert statuses and all(status == 200 for status in statuses), set(statuses)
+        assert statuses
+        assert all(status == 200 for status in statuses), set(statuses)
