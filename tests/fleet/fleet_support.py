@@ -282,6 +282,7 @@ def running_fleet(
     directory: Path,
     prefix: str,
     names: Sequence[str] = ("a", "b", "c"),
+    sections: dict[str, Any] | None = None,
     **etcd: Any,
 ) -> Iterator[Fleet]:
     """Start the backends and every instance at once (they race to seed etcd), wait until all
@@ -292,7 +293,9 @@ def running_fleet(
     for name in names:
         home = directory / name
         home.mkdir(parents=True, exist_ok=True)
-        instances.append(Instance(name, home, fleet_data(endpoints, prefix, name, urls, **etcd)))
+        data = fleet_data(endpoints, prefix, name, urls, **etcd)
+        data.update(sections or {})  # more sections of the configuration, e.g. [health]
+        instances.append(Instance(name, home, data))
     fleet = Fleet(instances, backends, prefix)
     try:
         for instance in instances:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from etcd_support import Etcd
-from fleet_support import Fleet, Instance, call, poll, running_fleet
+from fleet_support import Fleet, Instance, LoopbackBackend, call, poll, running_fleet
 
 TTL = 2
 
@@ -64,6 +64,11 @@ def traffic_through(instance: Instance) -> Iterator[list[int]]:
 
 def finished(instance: Instance) -> dict[str, Any] | None:
     view = instance.get("/v1/routes/web/rollout").body
+    return view if view.get("phase") not in (None, "progressing") else None
+
+
+def pool_finished(instance: Instance) -> dict[str, Any] | None:
+    view = instance.get("/v1/pools/blue/rollout").body
     return view if view.get("phase") not in (None, "progressing") else None
 
 
@@ -121,3 +126,41 @@ def test_another_instance_takes_over_a_rollout_when_the_leader_dies(
         assert other.route().body["weights"] == {"blue": 0, "green": 100}
         assert statuses
         assert all(status == 200 for status in statuses), set(statuses)
+
+
+def test_a_pool_rollout_started_anywhere_runs_on_the_leader_for_the_whole_fleet(
+    etcd: Etcd, tmp_path: Path
+) -> None:
+    prefix = "/turnout-e2e/pool-rollout/"
+    health = {"health": {"enabled": True, "interval": 0.2}}
+    with running_fleet(
+        [etcd.url], tmp_path, prefix, names=("a", "b"), sections=health, ttl=TTL
+    ) as fleet:
+        leader, other = leader_and_other(fleet)
+        assert other.set_weights({"blue": 1, "green": 0}).status == 200
+        # The new version of `blue` is a backend that answers "blue-v2".
+        new = LoopbackBackend("blue-v2").start()
+        try:
+            spec = {
+                "mode": "surge",
+                "newBackends": [{"name": "blue-v2", "url": new.url}],
+                "batch": 1,
+                "healthyDeadline": 10,
+                "minHealthyTime": 0.5,
+                "keepOld": 0.5,
+            }
+            with traffic_through(other) as statuses:
+                started = other.write("POST", "/v1/pools/blue/rollout", spec)
+                assert started.status == 201, started
+                done = poll(lambda: pool_finished(leader), 30, "the pool rollout finished")
+            assert done["phase"] == "promoted", done
+            for instance in fleet.instances:
+                backends = instance.get("/v1/pools/blue").body["backends"]
+                assert [b["name"] for b in backends] == ["blue-v2"], (instance.name, backends)
+            assert set(other.traffic(5)) == {"blue-v2"}
+            assert statuses
+            assert all(status == 200 for status in statuses), set(statuses)
+            written = [c["actor"] for c in leader.get("/v1/history?limit=50").body["changes"]]
+            assert "rollout" in written
+        finally:
+            new.stop()
