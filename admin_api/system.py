@@ -6,11 +6,12 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from admin_api import models
 from admin_api.context import METRICS, OPENAPI, SERVICE
 from admin_api.explain import Refused, explain_request
+from admin_api.exposition import render
 from admin_api.http import actor, body, respond
 from admin_api.openapi import server_url
 from admin_api.problems import Problem
@@ -67,7 +68,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     await request.app[SERVICE].refresh_counters()  # every worker's counters as of now
-    body = generate_latest(request.app[METRICS])
+    body = render(request.app[METRICS])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from proxy.config import Settings
 from proxy.metrics import BackendReport, RouteReport
+from proxy.spec_delta import SpecDelta
 from router import Health, Spec
 
 _LENGTH = struct.Struct(">I")
@@ -43,7 +44,8 @@ class Install:
     """Route by this revision from now on (and apply these settings, on a reload)."""
 
     revision: int
-    spec: Spec
+    spec: Spec | SpecDelta
+    """The whole spec, or what changed since the spec last sent on this channel."""
     health: Mapping[tuple[str, str], Health]
     settings: Settings | None = None
     readmitted: Mapping[tuple[str, str], float] = field(default_factory=dict)

@@ -34,8 +34,9 @@ from typing import Any
 from proxy.channel import Ack, Channel, Drain, Hello, Install, Outlier, Query, Ready, Stats
 from proxy.config import Settings
 from proxy.ports import refuse_if_served
+from proxy.spec_delta import SpecDelta, spec_delta
 from proxy.telemetry import Telemetry
-from router import Snapshot
+from router import Snapshot, Spec
 
 log = logging.getLogger("turnout.supervisor")
 
@@ -62,6 +63,8 @@ class Slot:
     backoff: float = 0.1
     stopping: bool = False
     acks: dict[int, asyncio.Event] = field(default_factory=dict)
+    sent: Spec | None = None
+    """The spec last sent on this process's channel: the next Install is a delta from it."""
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
@@ -145,13 +148,8 @@ class Supervisor:
         """Send a revision to every live worker; return once each has applied it."""
         if settings is not None:
             self.settings = settings
-        message = Install(
-            snapshot.revision,
-            snapshot.spec,
-            dict(snapshot.health),
-            settings,
-            dict(snapshot.readmitted),
-        )
+        health, readmitted = dict(snapshot.health), dict(snapshot.readmitted)
+        deltas: dict[int, SpecDelta] = {}
         waiting: list[tuple[Slot, asyncio.Event, float]] = []
         ack_timeout = self.settings.process.ack_timeout
         self._publishing = snapshot
@@ -159,7 +157,16 @@ class Supervisor:
             for slot in self.slots:
                 if slot.live and slot.channel is not None:
                     event = slot.acks.setdefault(snapshot.revision, asyncio.Event())
+                    sent = slot.sent
+                    spec: Spec | SpecDelta = snapshot.spec
+                    if sent is not None:
+                        # Workers mostly hold the same spec: one delta for all of them.
+                        if id(sent) not in deltas:
+                            deltas[id(sent)] = spec_delta(sent, snapshot.spec)
+                        spec = deltas[id(sent)]
+                    message = Install(snapshot.revision, spec, health, settings, readmitted)
                     slot.channel.send(message)
+                    slot.sent = snapshot.spec
                     waiting.append((slot, event, self._ack_timeout(slot, ack_timeout)))
             results = await asyncio.gather(
                 *(asyncio.wait_for(event.wait(), timeout) for _, event, timeout in waiting),
@@ -272,7 +279,7 @@ class Supervisor:
             channel.close()
             return
         slot.process, slot.channel, slot.pid = process, channel, process.pid
-        slot.serving, slot.acked, slot.stats = False, -1, None
+        slot.serving, slot.acked, slot.stats, slot.sent = False, -1, None, None
         slot.started_at = time.monotonic()
         snapshot, settings = self.current()
         publishing = self._publishing
@@ -293,6 +300,7 @@ class Supervisor:
                 dict(snapshot.readmitted),
             )
         )
+        slot.sent = snapshot.spec
         self._task(slot, self._read(slot, channel))
         self._task(slot, self._watch(slot, process))
 

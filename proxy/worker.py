@@ -39,6 +39,7 @@ import uvloop
 from proxy.channel import Ack, Channel, Drain, Hello, Install, Outlier, Query, Ready, Stats
 from proxy.dataplane import Target
 from proxy.server import ProxyServer
+from proxy.spec_delta import SpecDelta
 from router import build_snapshot
 
 log = logging.getLogger("turnout.worker")
@@ -92,10 +93,15 @@ class Worker:
     def _install(self, message: Install) -> None:
         if message.settings is not None:
             self.grace = message.settings.process.shutdown_timeout
-        self.server.publish(
-            build_snapshot(message.spec, message.health, message.revision, message.readmitted),
-            message.settings,
+        current = self.server.snapshot
+        spec = message.spec
+        if isinstance(spec, SpecDelta):
+            spec = spec.apply(current.spec)
+        # Only what changed is compiled: the rest is the current snapshot's (router.reuse).
+        snapshot = build_snapshot(
+            spec, message.health, message.revision, message.readmitted, previous=current
         )
+        self.server.publish(snapshot, message.settings)
         self.revision = message.revision
         self.channel.send(Ack(message.revision))
 

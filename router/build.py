@@ -14,6 +14,7 @@ from itertools import accumulate
 from types import MappingProxyType
 
 from router.failover import failover_fields
+from router.reuse import Reuse
 from router.snapshot import Backend, HeaderRule, Pool, Route, Snapshot, Sticky
 from router.spec import HeaderRuleSpec, Health, PoolSpec, RouteSpec, Spec, StickySpec
 from router.split import layout
@@ -56,18 +57,24 @@ def build_snapshot(
     health: Mapping[tuple[str, str], Health] | None = None,
     revision: int = 1,
     readmitted: Mapping[tuple[str, str], float] | None = None,
+    previous: Snapshot | None = None,
 ) -> Snapshot:
     """Validate `spec` and compile it; raises SpecError listing every problem found.
 
     `health`: (pool, backend) -> health, healthy when absent. `readmitted`: (pool, backend) ->
-    wall time it became healthy again, for pools with slow start.
+    wall time it became healthy again, for pools with slow start. `previous`: a valid snapshot
+    this one replaces; its compiled pools and routes that nothing changed are kept rather than
+    built again (router.reuse), so a change costs what it changed, not the whole spec.
     """
     health = MappingProxyType(dict(health or {}))
     readmitted = MappingProxyType(dict(readmitted or {}))
+    reuse = Reuse(previous, health, readmitted) if previous is not None else None
     problems: list[Problem] = []
-    pools = _compile_pools(spec, health, readmitted, problems)
+    pools = _compile_pools(spec, health, readmitted, problems, reuse)
     routes = tuple(
-        _compile_route(route, pools, problems) for route in _unique_routes(spec, problems)
+        (reuse.route(route, pools) if reuse is not None else None)
+        or _compile_route(route, pools, problems)
+        for route in _unique_routes(spec, problems)
     )
     if problems:
         raise SpecError(problems)
@@ -93,6 +100,7 @@ def _compile_pools(
     health: Mapping[tuple[str, str], Health],
     readmitted: Mapping[tuple[str, str], float],
     problems: list[Problem],
+    reuse: Reuse | None = None,
 ) -> dict[str, Pool]:
     pools: dict[str, Pool] = {}
     for pool_spec in spec.pools:
@@ -101,7 +109,8 @@ def _compile_pools(
             problems.append(Problem(where, bad_name(pool_spec.name)))
         if pool_spec.name in pools:
             problems.append(Problem(where, "defined twice"))
-        pools[pool_spec.name] = _compile_pool(pool_spec, health, readmitted, problems)
+        kept = reuse.pool(pool_spec) if reuse is not None else None
+        pools[pool_spec.name] = kept or _compile_pool(pool_spec, health, readmitted, problems)
     return pools
 
 

@@ -24,7 +24,7 @@ from router.spec import AdminState, BackendSpec, Health, PoolSpec, RouteSpec, Sp
 
 def rebuild(snapshot: Snapshot, spec: Spec, health: Mapping[tuple[str, str], Health]) -> Snapshot:
     """A new snapshot from an edited spec or health view, one revision later."""
-    return build_snapshot(spec, health, snapshot.revision + 1, snapshot.readmitted)
+    return build_snapshot(spec, health, snapshot.revision + 1, snapshot.readmitted, snapshot)
 
 
 def with_health_view(
@@ -34,7 +34,7 @@ def with_health_view(
 ) -> Snapshot:
     """Replace the whole health view (what the health checker sees), with the wall time each
     backend became healthy again (slow start ramps from there)."""
-    return build_snapshot(snapshot.spec, health, snapshot.revision + 1, readmitted)
+    return build_snapshot(snapshot.spec, health, snapshot.revision + 1, readmitted, snapshot)
 
 
 def with_weights(snapshot: Snapshot, route: str, weights: Mapping[str, int]) -> Snapshot:

@@ -10,7 +10,7 @@ values: the control plane owns the list, appends to it under its lock and saves 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
@@ -21,23 +21,36 @@ _ROUTE = TypeAdapter(RouteSpec)
 _POOL = TypeAdapter(PoolSpec)
 
 Side = dict[str, Any]
+Named = TypeVar("Named", PoolSpec, RouteSpec)
 
 
 def spec_diff(before: Spec, after: Spec) -> tuple[Side, Side]:
-    """The routes and pools that differ, each side as JSON (`before`, `after`)."""
+    """The routes and pools that differ, each side as JSON (`before`, `after`). Only what
+    differs is turned into JSON; an untouched definition is the same object on both sides, so
+    comparing costs a lookup and an identity check per name."""
     old: Side = {"routes": {}, "pools": {}}
     new: Side = {"routes": {}, "pools": {}}
-    for name in dict.fromkeys([r.name for r in before.routes] + [r.name for r in after.routes]):
-        was, now = before.route(name), after.route(name)
-        if was != now:
-            old["routes"][name] = _ROUTE.dump_python(was, mode="json") if was else None
-            new["routes"][name] = _ROUTE.dump_python(now, mode="json") if now else None
-    for name in dict.fromkeys([p.name for p in before.pools] + [p.name for p in after.pools]):
-        was_pool, now_pool = before.pool(name), after.pool(name)
-        if was_pool != now_pool:
-            old["pools"][name] = _POOL.dump_python(was_pool, mode="json") if was_pool else None
-            new["pools"][name] = _POOL.dump_python(now_pool, mode="json") if now_pool else None
+    _differences(before.routes, after.routes, _ROUTE, old["routes"], new["routes"])
+    _differences(before.pools, after.pools, _POOL, old["pools"], new["pools"])
     return old, new
+
+
+def _differences(
+    before: Sequence[Named],
+    after: Sequence[Named],
+    adapter: TypeAdapter[Any],
+    old: Side,
+    new: Side,
+) -> None:
+    if before is after:
+        return
+    was_by_name: dict[str, Named] = {item.name: item for item in before}
+    now_by_name: dict[str, Named] = {item.name: item for item in after}
+    for name in dict.fromkeys([*was_by_name, *now_by_name]):
+        was, now = was_by_name.get(name), now_by_name.get(name)
+        if was is not now and was != now:
+            old[name] = adapter.dump_python(was, mode="json") if was else None
+            new[name] = adapter.dump_python(now, mode="json") if now else None
 
 
 def route_at(

@@ -34,6 +34,7 @@ import orjson
 
 from proxy.config import Settings, load_config
 from proxy.control.errors import StateUnavailable
+from proxy.control.health_view import HealthFollower
 from proxy.control.history import route_at, spec_diff
 from proxy.control.rolling.controller import PoolRolloutController
 from proxy.control.rolling.model import PoolRollout
@@ -95,6 +96,7 @@ class ControlPlane:
             settings, self._current, self.telemetry, log_level, on_outlier=self._outlier
         )
         self.health = HealthChecker(self._publish_health)
+        self._follower = HealthFollower(self.health)
         self._tasks: set[asyncio.Task[None]] = set()
         state = settings.state
         # Imported here: the fleet's modules import the rollouts' models, whose package
@@ -172,7 +174,7 @@ class ControlPlane:
             return
         self.phase = "serving"
         self._sampler = asyncio.create_task(self._sample_forever())
-        self.health.reconcile(self.snapshot.spec, self.settings)
+        self._follower.reconcile(self.snapshot.spec, self.settings, always=True)
         self.rollout.start()
         self.rolling.start()
 
@@ -352,18 +354,18 @@ class ControlPlane:
             ).decode(),
         )
         if after != before or new_settings:
-            self.health.reconcile(after, self.settings)
+            self._follower.reconcile(after, self.settings)
         for listener in self.listeners:
             listener(change.actor, change.action, before, after, change.revision)
 
     def _with_health(self, snapshot: Snapshot, settings: Settings) -> Snapshot:
         """The snapshot with the health checker's view of its backends (a backend added at
         runtime starts in its pool's initial state), at the same revision."""
-        health = self.health.initial(snapshot.spec, settings)
+        health = self._follower.view(snapshot.spec, settings)
         readmitted = self.health.readmitted
         if health == dict(snapshot.health) and readmitted == dict(snapshot.readmitted):
             return snapshot
-        return build_snapshot(snapshot.spec, health, snapshot.revision, readmitted)
+        return build_snapshot(snapshot.spec, health, snapshot.revision, readmitted, snapshot)
 
     async def _publish_health(
         self,
