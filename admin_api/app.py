@@ -391,7 +391,7 @@ def create_app(control: ControlPlane) -> web.Application:
     app[METRICS] = registry(service)
     app[events.EVENTS] = events.Events(service)
     app[METRICS].register(events.EventsCollector(app[events.EVENTS]))
-    app[METRICS].register(FleetCollector(control))
+    app[METRICS].register(FleetCollector(service))
     # Before the server waits for its handlers to finish: the streams end here.
     app.on_shutdown.append(_close_events)
     for endpoint in ENDPOINTS:

@@ -18,6 +18,7 @@ from proxy.control.values import (
     BackendState,
     CheckState,
     EjectionState,
+    FleetCounters,
     HealthCounters,
     HistoryPage,
     InstanceState,
@@ -65,6 +66,13 @@ class Queries:
 
     def revision(self) -> int:
         return self._plane.snapshot.revision
+
+    def fleet_counters(self) -> FleetCounters | None:
+        fleet = self._plane.fleet
+        if fleet is None:
+            return None
+        link = fleet.link
+        return FleetCounters(link.is_leader, link.conflicts, link.unavailable, link.lagging)
 
     async def fleet(self) -> dict[str, Any]:
         """The fleet sharing this instance's state (file mode: this instance alone)."""

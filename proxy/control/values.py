@@ -221,3 +221,13 @@ class RouteCounters:
     bounds: tuple[float, ...]
     """Upper bounds of the duration buckets, in seconds (without +Inf)."""
     routes: Mapping[Key, RouteCounts]
+
+
+@dataclass(frozen=True, slots=True)
+class FleetCounters:
+    """Fleet mode's figures for /metrics (None from the service in file mode)."""
+
+    leader: bool
+    write_conflicts: int
+    etcd_unavailable: int
+    write_lagging: int

@@ -513,7 +513,7 @@ async def test_help_lists_every_admin_command_next_to_the_existing_ones() -> Non
     listed = re.findall(r"^    (\S+)", result.out, re.MULTILINE)
     assert listed == [
         *("run", "check-config", "demo", "bench", "status", "weights", "switch", "rollback"),
-        *("promote", "abort", "undo", "drain", "enable", "backends", "history", "workers"),
+        *("promote", "abort", "undo", "drain", "enable", "backends", "history", "workers", "fleet"),
         *("reload", "rollout", "roll"),
     ]
 

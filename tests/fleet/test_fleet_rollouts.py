@@ -92,6 +92,9 @@ def test_the_leader_aborts_on_traffic_it_never_saw(etcd: Etcd, tmp_path: Path) -
         assert statuses.count(500) >= 1
         for instance in fleet.instances:
             assert instance.route().body["weights"] == {"blue": 100, "green": 0}
+        # /metrics says who leads.
+        assert "turnout_fleet_leader 1.0" in str(leader.get("/metrics").body)
+        assert "turnout_fleet_leader 0.0" in str(other.get("/metrics").body)
         aborted = [
             c for c in leader.get("/v1/history?limit=5").body["changes"] if c["actor"] == "rollout"
         ]
