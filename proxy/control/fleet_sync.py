@@ -94,6 +94,8 @@ class FleetSync:
         self.link = link
         self.counts = FleetCounts(plane, link)
         self._history_task: asyncio.Task[None] | None = None
+        self.own_file_spec: Spec | None = None
+        """This instance's configuration file's spec, as read at start."""
 
     @property
     def leads_rollouts(self) -> bool:
@@ -101,6 +103,7 @@ class FleetSync:
 
     def restore_copy(self, file_snapshot: Snapshot) -> Snapshot:
         """At construction: the last-known-good copy, else the configuration file's state."""
+        self.own_file_spec = file_snapshot.spec
         copy = self.link.local_copy()
         if copy is None:
             self.plane._record(1, "config-file", "start", "config", None, None)
@@ -153,7 +156,7 @@ class FleetSync:
                     found = await link.load()
             if found is not None:
                 state, mod_revision = found
-                if state.file_spec != plane.file_spec or state.spec != plane.snapshot.spec:
+                if state.file_spec != self.own_file_spec:
                     log.warning(
                         "the fleet's state (revision %d) is used, not %s's routes; "
                         "POST /v1/reload pushes this file's routes to the fleet",

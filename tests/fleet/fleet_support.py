@@ -165,13 +165,7 @@ class Instance:
     def start(self) -> ProxyProcess:
         """Start the process (does not wait: see `ready`)."""
         assert self.proxy is None or self.proxy.process.poll() is not None, "already running"
-        data = {
-            **self.data,
-            "listen": {"host": "127.0.0.1", "port": self.port},
-            "admin": {"port": self.admin_port},
-            "process": {"workers": 1},
-        }
-        self.config_path.write_text(toml(data))
+        self.write_config()
         env = {k: v for k, v in os.environ.items() if not k.startswith("TURNOUT_")}
         log_path = self.directory / "turnout.log"
         with log_path.open("ab") as log:
@@ -182,6 +176,16 @@ class Instance:
             )
         self.proxy = ProxyProcess(process, self.port, self.admin_port, self.config_path, log_path)
         return self.proxy
+
+    def write_config(self) -> None:
+        """`data` with this instance's ports, as its configuration file."""
+        data = {
+            **self.data,
+            "listen": {"host": "127.0.0.1", "port": self.port},
+            "admin": {"port": self.admin_port},
+            "process": {"workers": 1},
+        }
+        self.config_path.write_text(toml(data))
 
     def ready(self, timeout: float = 30.0) -> None:
         assert self.proxy is not None
