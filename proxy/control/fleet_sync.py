@@ -117,14 +117,15 @@ class FleetSync:
         )
         return self.take(state)
 
-    def take(self, state: SharedState) -> Snapshot:
+    def take(self, state: SharedState, previous: Snapshot | None = None) -> Snapshot:
         """Make `state` the plane's shared part; returns the snapshot to route by (with this
         instance's health view). The caller publishes it and makes it current."""
         plane = self.plane
         plane.rollouts = {rollout.route: rollout for rollout in state.rollouts}
         plane.pool_rollouts = {rollout.pool: rollout for rollout in state.pool_rollouts}
         plane.file_spec = state.file_spec
-        snapshot = build_snapshot(state.spec, {}, state.revision)
+        # From the snapshot it replaces: only what the fleet's change changed is compiled.
+        snapshot = build_snapshot(state.spec, {}, state.revision, None, previous)
         return plane._with_health(snapshot, plane.settings)
 
     async def join(self) -> None:
@@ -163,13 +164,14 @@ class FleetSync:
                         state.revision,
                         plane.config_path,
                     )
-                plane.snapshot = self.take(state)
+                plane.snapshot = self.take(state, plane.snapshot)
                 link.mod_revision = mod_revision
                 history = await link.history()
                 if history is None:
                     self._reread_history()
                 else:
-                    plane.history = history
+                    # Entries past the state read: the watcher brings them, each once.
+                    plane.history = [c for c in history if c.revision <= state.revision]
                 link.applied(state, mod_revision)
         except StateUnavailable as error:
             log.warning(
@@ -208,7 +210,7 @@ class FleetSync:
         revision = current.revision + 1 if shared else current.revision
         if snapshot.revision != revision:
             snapshot = build_snapshot(
-                snapshot.spec, dict(snapshot.health), revision, dict(snapshot.readmitted)
+                snapshot.spec, dict(snapshot.health), revision, dict(snapshot.readmitted), snapshot
             )
         if not shared:
             return snapshot, None
@@ -233,7 +235,7 @@ class FleetSync:
         if state.revision <= current.revision:
             link.mod_revision = max(link.mod_revision, mod_revision)
             return
-        taken = self.take(state)
+        taken = self.take(state, current)
         await plane.supervisor.publish(taken)
         plane.snapshot = taken
         link.applied(state, mod_revision)
@@ -262,10 +264,15 @@ class FleetSync:
         while (fetched := await self.link.history()) is None:
             await asyncio.sleep(pause)
             pause = min(pause * 2, 2.0)
-        newest = fetched[-1].revision if fetched else 0
         plane = self.plane
-        plane.history = fetched + [c for c in plane.history if c.revision > newest]
-        del plane.history[:-HISTORY_LIMIT]
+        # Under the plane's lock: a write or an adoption remembers its entry in the same hold
+        # as it makes its revision current, so every entry up to the current revision is here
+        # or was lost; those past it are the watcher's to add, each once.
+        async with plane._lock:
+            fetched = [c for c in fetched if c.revision <= plane.snapshot.revision]
+            newest = fetched[-1].revision if fetched else 0
+            plane.history = fetched + [c for c in plane.history if c.revision > newest]
+            del plane.history[:-HISTORY_LIMIT]
 
     async def view(self) -> dict[str, Any]:
         """GET /v1/fleet."""
