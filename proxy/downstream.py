@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, ClassVar, Final, cast
 
 from httptools import (
     HttpParserCallbackError,
@@ -82,6 +82,12 @@ class Downstream(asyncio.Protocol):
     PAUSE_BUFFER = 1
     PAUSE_UPSTREAM = 2
     PAUSE_QUEUE = 4
+
+    # llhttp callbacks this protocol does not take, said so: httptools looks each one up when
+    # a connection's parser is made, and a missing attribute is a failed search of the whole
+    # class hierarchy on every new connection.
+    on_chunk_header: ClassVar[None] = None
+    on_chunk_complete: ClassVar[None] = None
 
     __slots__ = (
         "closed",

@@ -299,8 +299,7 @@ class Exchange:
         elif target is not None and (target.failures or target.gateway_failures):
             target.answered(response.status, self.limits)
         decision = self.decision
-        cookie = decision.set_cookie_header() if decision is not None else None
-        set_cookie = cookie.encode("latin-1") if cookie is not None else None
+        set_cookie = decision.set_cookie_bytes() if decision is not None else None
         debug = explain(self) if self.limits.decision_header else None
         if response.status == 101:
             if head.upgrade is None or response.upgrade is None:

@@ -14,6 +14,7 @@ from itertools import accumulate
 from types import MappingProxyType
 
 from router.failover import failover_fields
+from router.hashing import salted
 from router.reuse import Reuse
 from router.snapshot import Backend, HeaderRule, Pool, Route, Snapshot, Sticky
 from router.spec import HeaderRuleSpec, Health, PoolSpec, RouteSpec, Spec, StickySpec
@@ -279,7 +280,14 @@ def _compile_route(spec: RouteSpec, pools: Mapping[str, Pool], problems: list[Pr
         split_bounds=split_bounds,
         active=active,
         sticky=(
-            Sticky(spec.sticky.cookie, spec.sticky.salt, spec.sticky.issue)
+            Sticky(
+                spec.sticky.cookie,
+                spec.sticky.salt,
+                spec.sticky.issue,
+                set_cookie_prefix=f"{spec.sticky.cookie}=".encode("latin-1"),
+                set_cookie_suffix=cookie_attributes.encode("latin-1"),
+                salted=salted(spec.sticky.salt),
+            )
             if spec.sticky is not None
             else None
         ),
@@ -363,8 +371,10 @@ def _compile_sticky(sticky: StickySpec, where: str, problems: list[Problem]) -> 
         problems.append(Problem(f"{where}.cookie", f"{sticky.cookie!r} is not a cookie name"))
     if sticky.max_age < 0:
         problems.append(Problem(f"{where}.max_age", "must be zero or positive"))
-    if not sticky.path.startswith("/") or any(c in sticky.path for c in ";\r\n\0"):
-        problems.append(Problem(f"{where}.path", "must start with '/' and hold no ';'"))
+    # ASCII (RFC 6265 §4.1.1): the attributes are encoded once per build, never per request.
+    path = sticky.path
+    if not path.startswith("/") or not path.isascii() or any(c in path for c in ";\r\n\0"):
+        problems.append(Problem(f"{where}.path", "must start with '/', be ASCII and hold no ';'"))
     if sticky.same_site == "None" and not sticky.secure:
         # Browsers drop SameSite=None cookies that are not Secure.
         problems.append(Problem(f"{where}.same_site", "SameSite=None requires secure = true"))

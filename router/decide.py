@@ -19,7 +19,6 @@ from typing import Final
 from router.cookies import cookie_value
 from router.decision import Decision, RequestMeta
 from router.failover import fail_over
-from router.hashing import bucket_of
 from router.snapshot import Pool, Route, Snapshot
 from router.spec import BUCKETS
 
@@ -50,11 +49,11 @@ def _choose(meta: RequestMeta, route: Route, roll: int) -> Decision:
     if sticky is not None:
         value = cookie_value(meta.cookie, sticky.cookie)
         if value is not None:
-            bucket = bucket_of(value, sticky.salt)
+            bucket = sticky.bucket(value)
             return Decision(route, _split(route, bucket), "cookie", None, bucket)
         if sticky.issue:
             issued = new_cookie_value(roll)
-            bucket = bucket_of(issued, sticky.salt)
+            bucket = sticky.bucket(issued)
             return Decision(route, _split(route, bucket), "cookie", None, bucket, issued)
     bucket = roll % BUCKETS
     return Decision(route, _split(route, bucket), "weighted", None, bucket)
@@ -62,8 +61,9 @@ def _choose(meta: RequestMeta, route: Route, roll: int) -> Decision:
 
 def new_cookie_value(roll: int) -> str:
     """A fresh sticky id: 16 hex digits taken from the roll (so it is random in production and
-    fixed in tests)."""
-    return f"{roll & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+    fixed in tests). The same digits as `f"{roll & mask:016x}"`, for a fraction of the
+    instructions (format specs go through the generic formatter, callgrind)."""
+    return (roll & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "big").hex()
 
 
 def _split(route: Route, bucket: int) -> Pool:

@@ -109,6 +109,17 @@ class Decision:
             return None
         return f"{self.route.sticky.cookie}={self.issued_cookie}{self.route.cookie_attributes}"
 
+    def set_cookie_bytes(self) -> bytes | None:
+        """`set_cookie_header()` as the response head needs it, from parts encoded when the
+        snapshot was built."""
+        issued = self.issued_cookie
+        if issued is None or self.route is None:
+            return None
+        sticky = self.route.sticky
+        if sticky is None:
+            return None
+        return sticky.set_cookie_prefix + issued.encode("latin-1") + sticky.set_cookie_suffix
+
 
 def normalise_host(raw: str) -> str:
     """The Host header (or URI authority) as routes match it: lower case, no port, no final dot.

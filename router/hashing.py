@@ -20,3 +20,21 @@ def bucket_of(value: str, salt: str = "") -> int:
     """The bucket (0..9999) that a sticky cookie value falls into."""
     digest = blake2b((salt + value).encode("utf-8", "surrogateescape"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % BUCKETS
+
+
+def salted(salt: str) -> blake2b | None:
+    """BLAKE2b having read `salt`: `bucket_from(salted(salt), value) == bucket_of(value, salt)`
+    (hashing salt + value is hashing salt, then value), and a copy of it costs less than a
+    new hash. None when the salt cannot be encoded (then `bucket_of` says so per request, as
+    it always did)."""
+    try:
+        return blake2b(salt.encode("utf-8", "surrogateescape"), digest_size=8)
+    except UnicodeEncodeError:
+        return None
+
+
+def bucket_from(state: blake2b, value: str) -> int:
+    """The bucket of `value` hashed after what `state` has read (see `salted`)."""
+    hashed = state.copy()
+    hashed.update(value.encode("utf-8", "surrogateescape"))
+    return int.from_bytes(hashed.digest(), "big") % BUCKETS

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from router.cookies import cookie_value
 
@@ -47,3 +49,42 @@ def test_cookie_value(header: str | None, expected: str | None) -> None:
 )
 def test_cookie_value_other_names(header: str, name: str, expected: str | None) -> None:
     assert cookie_value(header, name) == expected
+
+
+def _by_splitting(header: str | None, name: str) -> str | None:
+    """The definition cookie_value implements without splitting (its docstring)."""
+    if not header or name not in header:
+        return None
+    for pair in header.split(";"):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            return value or None
+    return None
+
+
+_PIECES = st.sampled_from(
+    [
+        "turnout-id",
+        "turnout-idx",
+        "xturnout-id",
+        "id",
+        "=",
+        ";",
+        " ",
+        "\t",
+        "\xa0",
+        "\x85",
+        "a",
+        '"',
+    ]
+)
+
+
+@settings(max_examples=1000)
+@given(
+    header=st.one_of(st.none(), st.lists(_PIECES, max_size=14).map("".join), st.text(max_size=30)),
+    name=st.sampled_from(["turnout-id", "id", "a"]),
+)
+def test_cookie_value_is_the_split_definition(header: str | None, name: str) -> None:
+    assert cookie_value(header, name) == _by_splitting(header, name)
