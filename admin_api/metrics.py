@@ -23,12 +23,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from admin_api.metrics_backends import BackendFamilies
 from admin_api.rollout_metrics import pool_rollout_families, rollout_families
 from proxy import native
 from proxy.control import ControlService
 from proxy.control.values import InstanceState
-
-ADMIN_STATES = ("ready", "drain", "maint")
 
 
 def registry(service: ControlService) -> CollectorRegistry:
@@ -43,12 +42,13 @@ def registry(service: ControlService) -> CollectorRegistry:
 class InstanceCollector(Collector):
     def __init__(self, service: ControlService) -> None:
         self.service = service
+        self._backends = BackendFamilies()
 
     def collect(self) -> Iterator[Metric]:
         state = self.service.instance()
         yield from self._requests(state)
         yield from self._attempts(state)
-        yield from self._backends(state)
+        yield from self._backends.collect(state)
         yield from self._routes(state)
         yield from self._workers(state)
         yield from rollout_families(self.service.rollouts(), self.service.rollout_aborts())
@@ -123,107 +123,6 @@ class InstanceCollector(Collector):
             attempts.add_metric([route, pool], total.attempts)
             errors.add_metric([route, pool], total.attempt_errors)
         yield from (attempts, errors)
-
-    def _backends(self, state: InstanceState) -> Iterator[Metric]:
-        snapshot = state.snapshot
-        reports = state.backends
-        up = GaugeMetricFamily(
-            "turnout_backend_up",
-            "1: healthy (probes pass, not ejected).",
-            labels=["pool", "backend"],
-        )
-        eligible = GaugeMetricFamily(
-            "turnout_backend_eligible", "1: takes new requests.", labels=["pool", "backend"]
-        )
-        admin = GaugeMetricFamily(
-            "turnout_backend_admin_state",
-            "1 for the backend's admin state.",
-            labels=["pool", "backend", "state"],
-        )
-        weight = GaugeMetricFamily(
-            "turnout_backend_weight", "Weight in its pool.", labels=["pool", "backend"]
-        )
-        inflight = GaugeMetricFamily(
-            "turnout_backend_requests_in_flight",
-            "Requests in flight (WebSockets included).",
-            labels=["pool", "backend"],
-        )
-        connections = GaugeMetricFamily(
-            "turnout_upstream_connections",
-            "Upstream connections open (idle or busy).",
-            labels=["pool", "backend"],
-        )
-        errors = CounterMetricFamily(
-            "turnout_upstream_connect_errors",
-            "Failed connects to the backend.",
-            labels=["pool", "backend"],
-        )
-        timeouts = CounterMetricFamily(
-            "turnout_upstream_timeouts",
-            "Responses not started within read_timeout.",
-            labels=["pool", "backend"],
-        )
-        retries = CounterMetricFamily(
-            "turnout_upstream_retries",
-            "Requests retried elsewhere after failing here.",
-            labels=["pool", "backend"],
-        )
-        # turnout_upstream_attempts_total's counts per backend: what a pool rollout's judge
-        # compares (the replaced backends against the ones not replaced yet).
-        attempts = CounterMetricFamily(
-            "turnout_backend_attempts",
-            "Upstream attempts sent to the backend (retries included).",
-            labels=["pool", "backend"],
-        )
-        attempt_errors = CounterMetricFamily(
-            "turnout_backend_attempt_errors",
-            "Upstream attempts to the backend that failed, by the rules of "
-            "turnout_upstream_attempt_errors_total.",
-            labels=["pool", "backend"],
-        )
-        ejections = CounterMetricFamily(
-            "turnout_backend_ejections",
-            "Times taken out of rotation, by reason.",
-            labels=["pool", "backend", "reason"],
-        )
-        probes = CounterMetricFamily(
-            "turnout_health_probes",
-            "Active health probes, by result.",
-            labels=["pool", "backend", "result"],
-        )
-        panic = GaugeMetricFamily(
-            "turnout_pool_panic", "1: the pool is in panic mode.", labels=["pool"]
-        )
-        for pool in snapshot.pools.values():
-            panic.add_metric([pool.name], int(pool.panic))
-            routable = {backend.name for backend in pool.eligible}
-            for backend in pool.backends:
-                labels = [pool.name, backend.name]
-                up.add_metric(labels, int(backend.health == "healthy"))
-                eligible.add_metric(labels, int(backend.name in routable))
-                weight.add_metric(labels, backend.weight)
-                for admin_state in ADMIN_STATES:
-                    admin.add_metric(
-                        [*labels, admin_state], int(backend.admin_state == admin_state)
-                    )
-                report = reports.get((pool.name, backend.name))
-                if report is not None:
-                    inflight.add_metric(labels, report.inflight)
-                    connections.add_metric(labels, report.connections)
-                    errors.add_metric(labels, report.connect_errors)
-                    timeouts.add_metric(labels, report.timeouts)
-                    retries.add_metric(labels, report.retries)
-                    attempts.add_metric(labels, report.attempts)
-                    attempt_errors.add_metric(labels, report.attempt_errors)
-                health = state.health.get((pool.name, backend.name))
-                if health is not None:
-                    ejections.add_metric([*labels, "probe"], health.ejected_by_probes)
-                    ejections.add_metric([*labels, "outlier"], health.ejected_by_outliers)
-                    if health.checked:
-                        probes.add_metric([*labels, "ok"], health.probes_ok)
-                        probes.add_metric([*labels, "failed"], health.probes_failed)
-        yield from (up, eligible, admin, weight, inflight, connections, errors, timeouts)
-        yield from (retries, attempts, attempt_errors, ejections, probes, panic)
 
     def _routes(self, state: InstanceState) -> Iterator[Metric]:
         snapshot = state.snapshot
