@@ -15,6 +15,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
+from admin_api.metrics_text import TextFamily
+
 _ESCAPING = openmetrics.UNDERSCORES
 _OPENMETRICS_SUFFIXES = ("_created", "_gsum", "_gcount")
 _TYPES = {"info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
@@ -36,6 +38,9 @@ def render(registry: Collector) -> bytes:
             help_text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
             escaped = writer.metric_name(name)
             output.append(f"# HELP {escaped} {help_text}\n# TYPE {escaped} {kind}\n")
+            if isinstance(metric, TextFamily):
+                output.extend(metric.lines)  # written in this form already
+                continue
             extra: dict[str, list[str]] = {}
             for sample in metric.samples:
                 for suffix in _OPENMETRICS_SUFFIXES:
