@@ -155,6 +155,8 @@ class HealthChecker:
         self._slots: dict[Key, _Slot] = {}
         """The backends probed."""
         self._wheel: Wheel[_Slot] | None = None
+        self._timeouts: Wheel[tuple[Prober, int]] | None = None
+        """The probes' deadlines, one timer per 10 ms slot (a probe times out up to 10 ms late)."""
         self._in_flight = 0
         self._queued: deque[_Slot] = deque()
         """Due while CONCURRENCY probes were in flight, in the order they fell due."""
@@ -208,6 +210,8 @@ class HealthChecker:
     async def stop(self) -> None:
         if self._wheel is not None:
             self._wheel.clear()
+        if self._timeouts is not None:
+            self._timeouts.clear()
         for slot in self._slots.values():
             slot.prober.close()
         self._slots.clear()
@@ -272,6 +276,8 @@ class HealthChecker:
         config = self._configs[slot.state.pool][0]
         self._in_flight += 1
         slot.busy = True
+        if self._timeouts is None:
+            self._timeouts = Wheel(asyncio.get_running_loop(), _expire)
         slot.prober.send(
             config.method,
             config.path,
@@ -280,6 +286,7 @@ class HealthChecker:
             BODY_LIMIT,
             bool(config.expect_body),
             slot.done,
+            self._timeouts,
         )
 
     def _answered(self, slot: _Slot, status: int | None, body: bytes, error: str | None) -> None:
@@ -424,3 +431,8 @@ def _statuses(expected: str) -> frozenset[int]:
     """Every status `expected_statuses` accepts: one set lookup a probe, shared by the pools."""
     ranges = HealthCheckConfig(expected_statuses=expected).statuses()
     return frozenset(status for low, high in ranges for status in range(low, high + 1))
+
+
+def _expire(item: tuple[Prober, int]) -> None:
+    prober, sequence = item
+    prober.expire(sequence)

@@ -24,9 +24,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import httptools
+
+if TYPE_CHECKING:
+    from proxy.health_schedule import Wheel
 
 
 @dataclass(slots=True)
@@ -207,6 +210,8 @@ class Prober:
         # The probe `send` has in flight.
         self._done: Done | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._sequence = 0
+        """Probes sent with a wheel's timeout: tells a stale timeout from the current one."""
         self._task: asyncio.Task[None] | None = None
         self._within = 0.0
         self._deadline = 0.0
@@ -232,9 +237,12 @@ class Prober:
         body_limit: int,
         want_body: bool,
         done: Done,
+        timeouts: Wheel[tuple[Prober, int]] | None = None,
     ) -> None:
         """Start one probe, as `probe` would; `done(status, body, error)` is called once with its
-        answer, unless `close` is called first. One probe at a time per Prober."""
+        answer, unless `close` is called first. One probe at a time per Prober. `timeouts`: a
+        wheel that calls `expire` (rounded up to its slot) instead of one event-loop timer per
+        probe; at thousands of probes a second the timers are a tenth of the prober's CPU."""
         assert self._done is None, "one probe at a time"
         loop = asyncio.get_running_loop()
         self._done = done
@@ -246,7 +254,11 @@ class Prober:
             connection.request(
                 self._data(method, path, host), method == "HEAD", want_body, body_limit, self._sent
             )
-            self._timer = loop.call_at(deadline, self._expired)
+            if timeouts is None:
+                self._timer = loop.call_at(deadline, self._expired)
+            else:
+                self._sequence += 1
+                timeouts.at(deadline, (self, self._sequence))
         else:
             self._task = loop.create_task(self._slow(0))
 
@@ -265,6 +277,13 @@ class Prober:
             self._task = asyncio.get_running_loop().create_task(self._slow(1))
             return
         self._answer(None, b"", str(error))
+
+    def expire(self, sequence: int) -> None:
+        """A wheel's timeout for the probe `sequence`: expire it if it is still waiting for its
+        answer on the kept-alive connection (a wheel's items cannot be taken out, so a finished
+        or later probe, or one on the slow path with its own deadline, ignores it)."""
+        if sequence == self._sequence and self._done is not None and self._task is None:
+            self._expired()
 
     def _expired(self) -> None:
         self._timer = None

@@ -12,11 +12,23 @@ from proxy.health_schedule import Wheel
 Answer = tuple[int | None, bytes, str | None]
 
 
-async def sent(prober: Prober, within: float = 1.0, want_body: bool = False) -> Answer:
+async def sent(
+    prober: Prober,
+    within: float = 1.0,
+    want_body: bool = False,
+    timeouts: Wheel[tuple[Prober, int]] | None = None,
+) -> Answer:
     """One probe through `send`, its (status, body, error)."""
     answered: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
     prober.send(
-        "GET", "/", None, within, LIMIT, want_body, lambda *answer: answered.set_result(answer)
+        "GET",
+        "/",
+        None,
+        within,
+        LIMIT,
+        want_body,
+        lambda *answer: answered.set_result(answer),
+        timeouts,
     )
     return await asyncio.wait_for(answered, 5)
 
@@ -103,3 +115,42 @@ async def test_the_wheel_fires_in_order_never_early_with_one_timer_per_slot() ->
     assert fired[0][1] == fired[1][1]  # one slot, one timer
     assert wheel.timers == 0
     assert len(wheel) == 0
+
+
+async def test_a_wheel_times_probes_out_and_a_stale_timeout_does_nothing() -> None:
+    silent = [False]
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async for _ in requests(reader):
+            if silent[0]:
+                await asyncio.sleep(10)
+            writer.write(response(b"ok"))
+
+    loop = asyncio.get_running_loop()
+    fired: list[tuple[Prober, int]] = []
+
+    def expire(item: tuple[Prober, int]) -> None:
+        fired.append(item)
+        item[0].expire(item[1])
+
+    timeouts: Wheel[tuple[Prober, int]] = Wheel(loop, expire, slot=0.01)
+    async with serving(handler) as (port, _):
+        prober = Prober("127.0.0.1", port)
+        assert await sent(prober, within=0.1, timeouts=timeouts) == (200, b"", None)  # connects
+        # Answered long before its deadline: its timeout fires later and changes nothing.
+        assert await sent(prober, within=0.1, timeouts=timeouts) == (200, b"", None)
+        silent[0] = True
+        # That timeout falls 0.05 s into the next probe: were it taken for the next one's,
+        # the next would end at 0.05 s, not 0.1 s.
+        await asyncio.sleep(0.05)
+        started = loop.time()
+        assert await sent(prober, within=0.1, timeouts=timeouts) == (
+            None,
+            b"",
+            "timeout after 0.1 s",
+        )
+        # Never early; at most one slot late (plus a loaded loop's slack).
+        assert 0.1 - 0.005 <= loop.time() - started < 0.1 + 0.01 + 0.3
+        assert len(fired) >= 2  # the answered probe's timeout fired too, harmlessly
+        prober.close()
+        timeouts.clear()
