@@ -391,6 +391,8 @@ class HealthChecker:
             await asyncio.sleep(TICK)
             now = time.monotonic()
             for state in list(self.backends.values()):
+                if not state.ejections:
+                    continue  # never ejected (nearly all of them): nothing to end or forget
                 if state.ejected and state.ejected_until <= now:
                     was = state.routable
                     state.ejected_until = 0.0
