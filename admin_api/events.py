@@ -4,7 +4,10 @@ Theory of operation. Each admin application has one `Events`. While at least one
 subscribed, one task (the producer) builds a frame (admin_api.frame) every second: it asks every
 worker for its counters once, reads the control service's queries in one go, advances the
 per-second series and the rollouts' evidence history (admin_api.series), serializes the frame
-once with orjson and offers the same bytes to every subscriber. Invariants:
+once with orjson and offers the same bytes to every subscriber. In fleet mode it also reads the
+fleet (GET /v1/fleet: one etcd range read and one get), at the same time as the workers' counters
+and for at most FLEET_BUDGET: an etcd that does not answer slows no frame (the page is most
+needed then); such a frame shows the last fleet read, with etcd "unreachable". Invariants:
 - No subscriber, no work: the first subscriber starts the producer, the last one to leave
   stops it, and so does the application's shutdown. 20 tabs cost what one costs.
 - A subscriber's queue holds at most QUEUE frames; offering to a full one drops its oldest
@@ -35,6 +38,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from admin_api import frame
+from admin_api.fleet import FleetView
 from admin_api.series import EvidenceHistory, Series
 from proxy.control import ControlService
 
@@ -49,6 +53,9 @@ no more than this."""
 SEND_BUFFER = 256 * 1024
 """The kernel's send buffer for a stream (it grows to 4 MiB by itself on Linux): what a stalled
 reader may pin before its frames are dropped, still ample for a frame a second over a WAN."""
+FLEET_BUDGET = 0.5
+"""Seconds a frame waits for the fleet's view; each etcd call's own bound ([state.etcd]
+timeout, 2 s by default) would make a frame late by twice that."""
 KEEPALIVE = 15.0
 RETRY = b"retry: 2000\n\n"
 """How long a browser's EventSource waits before it reconnects, in milliseconds."""
@@ -85,6 +92,8 @@ class Events:
         self._closed = False
         self._series = Series()
         self._evidence = EvidenceHistory()
+        self._fleet: FleetView | None = None
+        """The last fleet view read in time."""
 
     @property
     def subscribers(self) -> int:
@@ -152,7 +161,8 @@ class Events:
 
     async def _build(self) -> bytes:
         service = self.service
-        await service.refresh_counters()  # once: the queries below read these reports
+        # Once: the queries below read these reports.
+        fleet, _ = await asyncio.gather(self._read_fleet(), service.refresh_counters())
         # No await from here on: every part of the frame is of the same moment and revision.
         state = frame.State(
             time=time.time(),
@@ -162,6 +172,7 @@ class Events:
             rollouts=service.rollouts(),
             pool_rollouts=service.pool_rollouts(),
             history=service.history(frame.HISTORY),
+            fleet=fleet,
         )
         self._series.update(time.monotonic(), service.route_counters())
         self._evidence.record(
@@ -175,6 +186,20 @@ class Events:
             self.frames,
         )
         return b"event: state\nid: %d\ndata: %b\n\n" % (state.routes.revision, orjson.dumps(data))
+
+    async def _read_fleet(self) -> FleetView:
+        """The fleet now, or, when etcd does not answer within FLEET_BUDGET, as last read with
+        etcd "unreachable" (file mode reads nothing and never waits)."""
+        try:
+            async with asyncio.timeout(FLEET_BUDGET):
+                self._fleet = FleetView.model_validate(await self.service.fleet())
+        except TimeoutError:
+            # This instance's revision is known without etcd; who else is there is not.
+            late = {"etcd": "unreachable", "revision": self.service.readiness().revision}
+            if self._fleet is None:  # only in fleet mode: file mode answers without waiting
+                return FleetView(backend="etcd", instance=None, instances=[], **late)
+            return self._fleet.model_copy(update=late)
+        return self._fleet
 
 
 EVENTS = web.AppKey("events", Events)

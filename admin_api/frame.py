@@ -4,13 +4,14 @@ The frame is made of the same view models as the API's answers (admin_api.views,
 admin_api.rollout_views, admin_api.pool_rollout_views), dumped as the API dumps them
 (camelCase), so the page and a script read one vocabulary: `routes` are GET /v1/routes' items,
 `pools` GET /v1/pools' items, `rollouts` and `poolRollouts` GET /v1/rollouts' lists (running or
-finished), `history` the first entries of GET /v1/history and `workers` GET /v1/workers. Only
+finished), `history` the first entries of GET /v1/history, `workers` GET /v1/workers and
+`fleet` GET /v1/fleet (admin_api.fleet.FleetView: in file mode this instance alone). Only
 `series` and `evidence` are the stream's own (admin_api.series):
 
     {"time": ISO 8601, "revision": int,
      "routes": [RouteView], "pools": [PoolView], "rollouts": [RolloutView],
      "poolRollouts": [PoolRolloutView], "history": [ChangeView, newest first],
-     "workers": WorkerList,
+     "workers": WorkerList, "fleet": FleetView,
      "series": {"<route>/<pool>": {"rps": [60], "errorRate": [60, null without requests],
                                    "p50": s|null, "p99": s|null, "requests": n, "errors": n}},
      "evidence": {"route/<name>" | "pool/<name>": [[epoch s, errors, latency|null], ...]},
@@ -29,6 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from admin_api.fleet import FleetView
 from admin_api.pool_rollout_views import pool_rollout_view
 from admin_api.rollout_views import evidence_value, iso, rollout_view
 from admin_api.series import EvidencePoint, EvidenceSample, Key, SeriesView
@@ -53,6 +55,7 @@ class State:
     rollouts: tuple[RolloutState, ...]
     pool_rollouts: tuple[PoolRolloutState, ...]
     history: HistoryPage
+    fleet: FleetView
 
 
 def route_pools(routes: Routes) -> set[Key]:
@@ -107,6 +110,7 @@ def frame(
         "poolRollouts": [_dump(pool_rollout_view(pool)) for pool in state.pool_rollouts],
         "history": [_dump(change_view(change)) for change in state.history.changes],
         "workers": _dump(workers_view(state.workers)),
+        "fleet": _dump(state.fleet),
         "series": {f"{route}/{pool}": _series(view) for (route, pool), view in series.items()},
         "evidence": {key: [list(point) for point in points] for key, points in evidence.items()},
         "frames": frames,

@@ -32,6 +32,7 @@ FIELDS = [
     "poolRollouts",
     "history",
     "workers",
+    "fleet",
     "series",
     "evidence",
     "frames",
@@ -149,6 +150,22 @@ async def test_a_weight_change_through_the_api_shows_within_2_s(
         assert frame["revision"] == revision
         assert frame["history"][0]["action"] == "set-weights"
         assert frame["history"][0]["revision"] == revision
+
+
+async def test_a_frame_in_file_mode_shows_this_instance_alone(
+    proxy: ProxyProcess, admin: Api, document: dict[str, Any]
+) -> None:
+    async with Subscribers(proxy.admin_url) as subscribers:
+        stream = await subscribers.subscribe()
+        frame = await stream.frame()
+    fleet = frame["fleet"]
+    # What GET /v1/fleet answers, in the API's own model.
+    conforms(document, "FleetView", fleet)
+    assert fleet["backend"] == "file"
+    assert fleet["instance"] is None
+    assert fleet["instances"] == []
+    assert fleet["revision"] == frame["revision"]
+    assert admin.get("/v1/fleet")["backend"] == "file"
 
 
 async def test_a_rollout_and_its_evidence_over_time(
