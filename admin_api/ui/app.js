@@ -1,7 +1,7 @@
 // turnout's dashboard: the state of one instance, live, and its actions.
 //
 // Theory of operation. The page holds one value, the last frame the event stream delivered (the
-// whole state: routes, pools, rollouts, history, workers, per-second series and evidence; see
+// whole state: routes, pools, rollouts, history, workers, fleet, per-second series and evidence; see
 // admin_api/events.py). Every frame replaces it and re-renders each section from it: no section
 // keeps state of its own, so what is shown is always one consistent frame, never a mix of two.
 // Rendering pauses while a pointer is pressed, so a click never lands on a button that a frame
@@ -17,6 +17,7 @@ import { renderRoutes } from "./routes.js";
 import { renderPools } from "./pools.js";
 import { renderRollouts } from "./rollouts.js";
 import { renderHistory, renderWorkers } from "./activity.js";
+import { renderFleet } from "./fleet.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -26,6 +27,7 @@ const SECTIONS = [
   ["pools", renderPools],
   ["history", renderHistory],
   ["workers", renderWorkers],
+  ["fleet", renderFleet],
 ];
 
 let frame = null;
