@@ -7,7 +7,8 @@ per-second series and the rollouts' evidence history (admin_api.series), seriali
 once with orjson and offers the same bytes to every subscriber. In fleet mode it also reads the
 fleet (GET /v1/fleet: one etcd range read and one get), at the same time as the workers' counters
 and for at most FLEET_BUDGET: an etcd that does not answer slows no frame (the page is most
-needed then); such a frame shows the last fleet read, with etcd "unreachable". Invariants:
+needed then); such a frame says etcd is unreachable, as GET /v1/fleet does when etcd fails.
+Invariants:
 - No subscriber, no work: the first subscriber starts the producer, the last one to leave
   stops it, and so does the application's shutdown. 20 tabs cost what one costs.
 - A subscriber's queue holds at most QUEUE frames; offering to a full one drops its oldest
@@ -93,7 +94,7 @@ class Events:
         self._series = Series()
         self._evidence = EvidenceHistory()
         self._fleet: FleetView | None = None
-        """The last fleet view read in time."""
+        """The last fleet view read in time: its prefix and instance name hold without etcd."""
 
     @property
     def subscribers(self) -> int:
@@ -188,14 +189,16 @@ class Events:
         return b"event: state\nid: %d\ndata: %b\n\n" % (state.routes.revision, orjson.dumps(data))
 
     async def _read_fleet(self) -> FleetView:
-        """The fleet now, or, when etcd does not answer within FLEET_BUDGET, as last read with
-        etcd "unreachable" (file mode reads nothing and never waits)."""
+        """The fleet now, or, when etcd does not answer within FLEET_BUDGET, etcd "unreachable"
+        (file mode reads nothing and never waits)."""
         try:
             async with asyncio.timeout(FLEET_BUDGET):
                 self._fleet = FleetView.model_validate(await self.service.fleet())
         except TimeoutError:
-            # This instance's revision is known without etcd; who else is there is not.
-            late = {"etcd": "unreachable", "revision": self.service.readiness().revision}
+            # As GET /v1/fleet when etcd fails: this instance's revision is known without etcd;
+            # who else is live and who leads are not.
+            revision = self.service.readiness().revision
+            late = {"etcd": "unreachable", "revision": revision, "leader": None, "instances": []}
             if self._fleet is None:  # only in fleet mode: file mode answers without waiting
                 return FleetView(backend="etcd", instance=None, instances=[], **late)
             return self._fleet.model_copy(update=late)

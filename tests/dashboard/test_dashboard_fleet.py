@@ -1,7 +1,8 @@
 """The fleet panel in a real browser: one line in file mode; in fleet mode (a real etcd, two real
 `turnout run` instances sharing a prefix) both instances, this one marked, etcd reachable and
 the rollout leader; a write made on the other instance shows as both rows' applied revision;
-and an instance that has not applied the frame's revision is shown behind until it catches up.
+an instance that has not applied the frame's revision is shown behind until it catches up; and
+an etcd that stops answering is shown unreachable while the frames keep their pace.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-from dashboard_support import Turnout, live
-from fleet.etcd_support import ETCD, NO_ETCD, running_etcd
+from dashboard_support import Turnout, frames_after, live
+from fleet.etcd_support import ETCD, NO_ETCD, Etcd, running_etcd
 from fleet.fleet_support import Fleet, poll, running_fleet
 from playwright.sync_api import Page, expect
 
@@ -23,17 +24,19 @@ SELF = re.compile(r"\bself\b")
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """Instances `a` and `b` on one etcd. A lease of 10 s: an instance stopped for a few
-    seconds is still a member (and shown behind) rather than gone."""
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
     if ETCD is None:
         pytest.skip(NO_ETCD)
-    with (
-        running_etcd(tmp_path_factory.mktemp("etcd")) as etcd,
-        running_fleet(
-            [etcd.url], tmp_path_factory.mktemp("fleet"), PREFIX, names=("a", "b"), ttl=10
-        ) as running,
-    ):
+    with running_etcd(tmp_path_factory.mktemp("etcd")) as member:
+        yield member
+
+
+@pytest.fixture(scope="module")
+def fleet(etcd: Etcd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """Instances `a` and `b` on one etcd. A lease of 10 s: an instance stopped for a few
+    seconds is still a member (and shown behind) rather than gone."""
+    directory = tmp_path_factory.mktemp("fleet")
+    with running_fleet([etcd.url], directory, PREFIX, names=("a", "b"), ttl=10) as running:
         yield running
 
 
@@ -116,3 +119,27 @@ def test_an_instance_that_has_not_applied_the_revision_is_shown_behind(
         os.kill(b.process.pid, signal.SIGCONT)
     expect(row.locator(".applied")).to_have_text(str(revision))
     expect(row).not_to_have_class(BEHIND)
+
+
+def test_an_etcd_that_does_not_answer_is_unreachable_and_slows_no_frame(
+    fresh_page: Page, fleet: Fleet, etcd: Etcd
+) -> None:
+    # Last in the module: etcd stops answering (stopped, not gone: connections hang until the
+    # client's 2 s timeout), then answers again.
+    page = fresh_page
+    page.goto(fleet["a"].admin_url + "/")
+    live(page)
+    panel = page.locator("#fleet")
+    expect(panel.locator(".etcd")).to_contain_text("etcd reachable")
+    assert etcd.process is not None
+    os.kill(etcd.process.pid, signal.SIGSTOP)
+    try:
+        expect(panel.locator(".etcd")).to_contain_text("etcd unreachable")
+        # As GET /v1/fleet says then: who is live is not known.
+        expect(panel).to_contain_text("Who is live is unknown")
+        expect(panel.locator(".prefix")).to_have_text(PREFIX)
+        # A frame a second: waiting 2 s (twice) for etcd per frame would give 2 in 5 s.
+        frames_after(page, 4, timeout=5.5)
+    finally:
+        os.kill(etcd.process.pid, signal.SIGCONT)
+    expect(panel.locator(".etcd")).to_contain_text("etcd reachable", timeout=15_000)
