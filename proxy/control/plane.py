@@ -114,6 +114,8 @@ class ControlPlane:
         self.pool_rollouts: Mapping[str, PoolRollout] = {}
         """Every pool's rollout (running or finished), changed only through _commit."""
         self.listeners: list[Listener] = []
+        self.last_ack_seconds = 0.0
+        """How long the last change took from its publish to every worker's acknowledgement."""
         self.file_spec = snapshot.spec
         self.snapshot = self._with_health(self._restore(snapshot), settings)
         self._sampler: asyncio.Task[None] | None = None
@@ -324,11 +326,13 @@ class ControlPlane:
         # A worker that starts while this is published is sent the snapshot being
         # published: it must get the settings that go with it.
         self.settings = settings
+        publishing = time.perf_counter()
         try:
             await self.supervisor.publish(snapshot, proposed.settings)
         except BaseException:
             self.settings = previous
             raise
+        self.last_ack_seconds = time.perf_counter() - publishing
         self.snapshot = snapshot
         self.rollouts = rollouts
         self.pool_rollouts = pools

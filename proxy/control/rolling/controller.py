@@ -282,10 +282,12 @@ class PoolRolloutController:
         if step.event == "aborted" and rollout.cause is not None:
             self.aborts[(pool, rollout.cause)] += 1
         log.info(
-            "rollout of pool %s: %s (revision %d, acknowledged by every worker in %.1f ms)",
+            "rollout of pool %s: %s (revision %d, acknowledged by every worker in %.1f ms, "
+            "written in %.1f ms)",
             pool,
             rollout.reason,
             rollout.revision,
+            plane.last_ack_seconds * 1000,
             seconds * 1000,
         )
         self._cancel_hooks_of_other_stages(rollout)

@@ -328,11 +328,15 @@ class RolloutController:
         rollout = plane.rollouts[route]
         if transition.event == "aborted" and rollout.cause is not None:
             self.aborts[(route, rollout.cause)] += 1
+        # Acknowledged: traffic moved in every worker. Written: that, plus the lock, the step,
+        # the history and the state file's fsync (which a loaded disk may stretch).
         log.info(
-            "rollout of route %s: %s (revision %d, acknowledged by every worker in %.1f ms)",
+            "rollout of route %s: %s (revision %d, acknowledged by every worker in %.1f ms, "
+            "written in %.1f ms)",
             route,
             rollout.reason,
             rollout.revision,
+            plane.last_ack_seconds * 1000,
             seconds * 1000,
         )
         self._notify(transition.event, rollout)
