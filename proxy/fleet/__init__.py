@@ -15,9 +15,12 @@ Theory of operation (the rules the fleet's modules keep):
 
 What lives here: the etcd client facade (`etcd`: plain frozen values in and out, one exception
 for "etcd cannot be reached"; TLS, and etcd's users through `etcd_auth`); building it and this
-instance's name from [state.etcd] (`connect`); the key names and the shared state's document (`layout`, pure);
+instance's name from [state.etcd] (`connect`); the key names and the shared state's document
+(`layout`, pure);
 reads, guarded writes and the local last-known-good copy (`store`); following the state in
 order (`watcher`); live instances and the revision each applied (`members`); rollout
-leadership under an instance's lease (`leader`). Not wired into the control plane yet. What does
-not live here: routing decisions (router/), HTTP (admin_api/).
+leadership under an instance's lease (`leader`); every instance's rollout counts (`counts`,
+`counts_sum`); and `link`, what the control plane holds in fleet mode (its use of all the above
+is proxy/control/fleet_sync.py and fleet_counts.py). What does not live here: routing decisions
+(router/), HTTP (admin_api/).
 """

@@ -79,8 +79,6 @@ class FleetLink:
         )
         self.mod_revision = 0
         """P/state's mod_revision of the state this instance routes by (0: none in etcd)."""
-        self.reachable = False
-        """Whether the last call to etcd answered."""
         self.conflicts = 0
         """Writes whose txn lost to another instance's (counted for /metrics)."""
         self.unavailable = 0
@@ -229,10 +227,8 @@ class FleetLink:
         try:
             result = await call
         except EtcdUnavailable as error:
-            self.reachable = False
             self.unavailable += 1
             raise StateUnavailable(str(error)) from error
-        self.reachable = True
         return result
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
