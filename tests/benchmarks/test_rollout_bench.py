@@ -65,6 +65,8 @@ def test_the_running_rollout_keeps_the_configured_split(
         "minRequests": MIN_REQUESTS,
         "tolerance": 100,
         "latencyTolerance": 100,
+        "alpha": 1e-12,
+        "latencyQuantile": 0.999,
     }
 
 
