@@ -20,7 +20,11 @@ from router.cookies import cookie_value
 from router.decision import Decision, RequestMeta
 from router.failover import fail_over
 from router.snapshot import Pool, Route, Snapshot
-from router.spec import BUCKETS
+
+_BUCKETS: Final = 10_000
+"""router.spec.BUCKETS as a compiled constant (see router.hashing._BUCKETS)."""
+
+_ID_MASK: Final = 0xFFFF_FFFF_FFFF_FFFF
 
 NO_ROUTE: Final = Decision(route=None, pool=None, rule="no-route")
 
@@ -53,9 +57,9 @@ def _choose(meta: RequestMeta, route: Route, roll: int) -> Decision:
             return Decision(route, _split(route, bucket), "cookie", None, bucket)
         if sticky.issue:
             issued = new_cookie_value(roll)
-            bucket = sticky.bucket(issued)
+            bucket = sticky.issued_bucket(issued)
             return Decision(route, _split(route, bucket), "cookie", None, bucket, issued)
-    bucket = roll % BUCKETS
+    bucket = roll % _BUCKETS
     return Decision(route, _split(route, bucket), "weighted", None, bucket)
 
 
@@ -63,7 +67,14 @@ def new_cookie_value(roll: int) -> str:
     """A fresh sticky id: 16 hex digits taken from the roll (so it is random in production and
     fixed in tests). The same digits as `f"{roll & mask:016x}"`, for a fraction of the
     instructions (format specs go through the generic formatter, callgrind)."""
-    return (roll & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "big").hex()
+    try:
+        # A roll of 64 bits (the data plane's) needs no mask; masking a 64-bit int is an
+        # arbitrary-precision operation (compiled ints hold 63 bits), so only wider or negative
+        # rolls (tests), which to_bytes refuses, pay for it.
+        raw = roll.to_bytes(8, "big")
+    except OverflowError:
+        raw = (roll & _ID_MASK).to_bytes(8, "big")
+    return raw.hex()
 
 
 def _split(route: Route, bucket: int) -> Pool:

@@ -12,8 +12,17 @@ The modulo bias of a 64-bit value over 10,000 buckets is below 1e-15: invisible.
 from __future__ import annotations
 
 from hashlib import blake2b
+from typing import Final
 
 from router.spec import BUCKETS
+
+_BUCKETS: Final = 10_000
+"""router.spec.BUCKETS as a literal: compiled, a Final int of this module is a constant, where
+the imported name is a module-dictionary lookup per use (router.spec is not compiled);
+tests/router/test_hashing.py holds the two equal."""
+
+_HIGH: Final = 2**32 % 10_000
+"""What a unit of a digest's high 32 bits is worth modulo 10,000 (see `_bucket_of_digest`)."""
 
 
 def bucket_of(value: str, salt: str = "") -> int:
@@ -35,6 +44,32 @@ def salted(salt: str) -> blake2b | None:
 
 def bucket_from(state: blake2b, value: str) -> int:
     """The bucket of `value` hashed after what `state` has read (see `salted`)."""
+    try:
+        # Strict UTF-8 is the same bytes as surrogateescape whenever it succeeds, and compiled
+        # it is a direct call where naming an error handler goes through the codec registry.
+        # Only a value with lone surrogates (never one decoded from a header) takes the except.
+        data = value.encode()
+    except UnicodeEncodeError:
+        data = value.encode("utf-8", "surrogateescape")
+    return bucket_from_bytes(state, data)
+
+
+def bucket_from_bytes(state: blake2b, data: bytes) -> int:
+    """The bucket of `data` (a value already UTF-8 encoded) hashed after what `state` has read."""
     hashed = state.copy()
-    hashed.update(value.encode("utf-8", "surrogateescape"))
-    return int.from_bytes(hashed.digest(), "big") % BUCKETS
+    hashed.update(data)
+    return _bucket_of_digest(hashed.digest())
+
+
+def _bucket_of_digest(digest: bytes) -> int:
+    """`int.from_bytes(digest, "big") % 10000` for an 8-byte digest, in machine-sized ints.
+
+    The 64-bit value does not fit a compiled int (63 bits), so `from_bytes` and `%` would make
+    and divide a Python long (two calls, ~700 instructions); split into 32-bit halves it is
+    (high * 2**32 + low) % 10000 == ((high % 10000) * (2**32 % 10000) + low) % 10000. `high` is
+    reduced before the product because a compiled multiply takes its fast path only when both
+    factors are below 2**30. tests/router/test_hashing.py holds it to `from_bytes` on random
+    digests."""
+    high = (digest[0] << 24) | (digest[1] << 16) | (digest[2] << 8) | digest[3]
+    low = (digest[4] << 24) | (digest[5] << 16) | (digest[6] << 8) | digest[7]
+    return (high % _BUCKETS * _HIGH + low) % _BUCKETS

@@ -17,7 +17,7 @@ from hashlib import blake2b
 from types import MappingProxyType
 from typing import Final
 
-from router.hashing import bucket_from, bucket_of
+from router.hashing import bucket_from, bucket_from_bytes, bucket_of
 from router.spec import AdminState, Failover, Health, MatchKind, Mode, Spec
 
 MEMO_ENTRIES: Final = 4096
@@ -122,6 +122,20 @@ class Sticky:
                 if len(memo) >= MEMO_ENTRIES:
                     memo.clear()
                 memo[value] = bucket
+        return bucket
+
+    def issued_bucket(self, value: str) -> int:
+        """`bucket(value)` for an id made up just now (ASCII, 16 hex digits): it cannot be in
+        the memo yet (looking costs a miss), but is remembered for the user's next request."""
+        state = self.salted
+        if state is None:
+            return self.bucket(value)
+        # ASCII: strict UTF-8 is the surrogateescape encoding router.hashing uses, and cannot fail.
+        bucket = bucket_from_bytes(state, value.encode())
+        memo = self.memo
+        if len(memo) >= MEMO_ENTRIES:
+            memo.clear()
+        memo[value] = bucket
         return bucket
 
 

@@ -303,6 +303,8 @@ def test_sticky_cookie_issued_when_absent(snapshot: Snapshot, roll: int) -> None
         (0xDEAD_BEEF_CAFE_F00D, "deadbeefcafef00d"),
         (2**64 - 1, "ffffffffffffffff"),
         (2**64 + 5, "0000000000000005"),
+        (-1, "ffffffffffffffff"),
+        (-(2**64) - 2, "fffffffffffffffe"),
     ],
 )
 def test_new_cookie_value(roll: int, value: str) -> None:

@@ -108,3 +108,37 @@ def test_bucket_of_does_not_depend_on_pythonhashseed() -> None:
     # ...and the sticky buckets did not, and match the pinned vectors.
     expected = [bucket for _, _, bucket in GOLDEN]
     assert first["buckets"] == second["buckets"] == expected
+
+
+def test_bucket_constant_is_the_specs() -> None:
+    from router import hashing
+
+    decide_module = sys.modules["router.decide"]  # `router.decide` is the function
+    assert hashing._BUCKETS == decide_module._BUCKETS == BUCKETS
+
+
+def test_bucket_of_digest_is_from_bytes_modulo() -> None:
+    from router.hashing import _bucket_of_digest
+
+    rng = random.Random(11)
+    digests = [bytes(8), b"\xff" * 8, b"\x80" + bytes(7), bytes(7) + b"\x01"]
+    digests += [rng.getrandbits(64).to_bytes(8, "big") for _ in range(5000)]
+    for digest in digests:
+        assert _bucket_of_digest(digest) == int.from_bytes(digest, "big") % BUCKETS, digest
+
+
+def test_bucket_from_is_bucket_of() -> None:
+    from router.hashing import bucket_from, bucket_from_bytes, salted
+
+    rng = random.Random(13)
+    alphabet = "abcdefXYZ0189-_=.é日🦀\udcff"  # a lone surrogate: the surrogateescape path
+    values = ["", "\udc80x"] + [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(500)
+    ]
+    for salt in ("", "pepper", "ü"):
+        state = salted(salt)
+        assert state is not None
+        for value in values:
+            assert bucket_from(state, value) == bucket_of(value, salt), (value, salt)
+            encoded = value.encode("utf-8", "surrogateescape")
+            assert bucket_from_bytes(state, encoded) == bucket_of(value, salt)

@@ -12,8 +12,8 @@ from router import (
     PoolSpec,
     RequestMeta,
     RouteSpec,
-    Spec,
     Snapshot,
+    Spec,
     StickySpec,
     bucket_of,
     build_snapshot,
@@ -85,5 +85,14 @@ def test_pinned_issue_then_read_back(salt: str, roll: int, value: str, bucket: i
         meta = RequestMeta("a.test", "/", {}, f"turnout-id={value}")
         back = decide(meta, reader, roll + 1)
         assert (back.rule, back.bucket, back.issued_cookie) == ("cookie", bucket, None)
-        assert back.pool is not None and issued.pool is not None
+        assert back.pool is not None
+        assert issued.pool is not None
         assert back.pool.name == issued.pool.name
+
+
+@pytest.mark.parametrize(("salt", "roll", "value", "bucket"), PINNED)
+def test_pinned_issued_bucket(salt: str, roll: int, value: str, bucket: int) -> None:
+    _, sticky = _route(salt)
+    assert sticky.issued_bucket(value) == bucket
+    assert sticky.memo[value] == bucket  # remembered for the user's next request
+    assert sticky.bucket(value) == bucket
