@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from router.cookies import cookie_value
 from router.decision import Decision, RequestMeta
 from router.failover import fail_over
-from router.snapshot import Pool, Route, Snapshot
+from router.snapshot import NO_COOKIE, Pool, Route, Snapshot
 
 _BUCKETS: Final = 10_000
 """router.spec.BUCKETS as a compiled constant (see router.hashing._BUCKETS)."""
@@ -51,9 +50,8 @@ def _choose(meta: RequestMeta, route: Route, roll: int) -> Decision:
         return Decision(route, route.active, "active")
     sticky = route.sticky
     if sticky is not None:
-        value = cookie_value(meta.cookie, sticky.cookie)
-        if value is not None:
-            bucket = sticky.bucket(value)
+        bucket = sticky.header_bucket(meta.cookie)
+        if bucket != NO_COOKIE:
             return Decision(route, _split(route, bucket), "cookie", None, bucket)
         if sticky.issue:
             issued = new_cookie_value(roll)

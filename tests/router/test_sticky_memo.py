@@ -18,7 +18,8 @@ from router import (
     build_snapshot,
     decide,
 )
-from router.snapshot import MEMO_ENTRIES, MEMO_VALUE_LIMIT, Sticky
+from router.cookies import cookie_value
+from router.snapshot import MEMO_ENTRIES, MEMO_HEADER_LIMIT, MEMO_VALUE_LIMIT, NO_COOKIE, Sticky
 
 POOLS = (
     PoolSpec("stable", (BackendSpec("s1", "127.0.0.1", 9001),)),
@@ -48,6 +49,52 @@ def test_remembered_bucket_is_the_hash(salt: str) -> None:
     assert len("x" * 200) > MEMO_VALUE_LIMIT
 
 
+HEADERS = [
+    None,
+    "",
+    "other=1",
+    "turnout-id=abc",
+    "a=1; turnout-id=abc; b=2",
+    "a=1;turnout-id=abc",
+    "turnout-id=first; turnout-id=second",
+    "  turnout-id  =  abc  ; b=2",
+    "turnout-id",
+    "turnout-id; turnout-id=x",
+    "xturnout-id=1; turnout-id=2",
+    "xturnout-id=1",
+    "turnout-id=",
+    "turnout-id=; turnout-id=2",
+    'turnout-id="abc"',
+    "Turnout-Id=abc",
+    "turnout-id=user-4711",
+    "a=" + "x" * 300 + "; turnout-id=long-header",
+]
+
+
+@pytest.mark.parametrize("salt", ["", "pepper"])
+def test_header_bucket_is_the_cookies_hash(salt: str) -> None:
+    sticky = _sticky(salt=salt)
+    for header in HEADERS + HEADERS:  # the second pass answers from the header memo
+        value = cookie_value(header, "turnout-id")
+        expected = NO_COOKIE if value is None else bucket_of(value, salt)
+        assert sticky.header_bucket(header) == expected, header
+    assert sticky.header_memo["turnout-id=user-4711"] == bucket_of("user-4711", salt)
+    assert sticky.header_memo["other=1"] == NO_COOKIE
+    long_header = HEADERS[-1]
+    assert long_header is not None
+    assert len(long_header) > MEMO_HEADER_LIMIT
+    assert long_header not in sticky.header_memo  # parsed every time
+    assert "long-header" in sticky.memo  # its value is still remembered
+
+
+def test_header_memo_is_bounded() -> None:
+    sticky = _sticky()
+    for number in range(MEMO_ENTRIES * 2 + 10):
+        header = f"turnout-id={number:016x}; n={number}"
+        assert sticky.header_bucket(header) == bucket_of(f"{number:016x}")
+        assert len(sticky.header_memo) <= MEMO_ENTRIES
+
+
 def test_memo_is_bounded() -> None:
     sticky = _sticky()
     for number in range(MEMO_ENTRIES * 2 + 10):
@@ -59,6 +106,7 @@ def test_memo_is_bounded() -> None:
 def test_memo_is_not_part_of_equality() -> None:
     first, second = _sticky(salt="s"), _sticky(salt="s")
     first.bucket("user-1")
+    first.header_bucket("turnout-id=user-1")
     assert first == second
     assert hash(first) == hash(second)
 
