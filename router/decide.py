@@ -25,6 +25,9 @@ _BUCKETS: Final = 10_000
 
 _ID_MASK: Final = 0xFFFF_FFFF_FFFF_FFFF
 
+_HEX: Final = bytes.hex
+"""Called directly, not looked up in `bytes` per id (see router.hashing._COPY)."""
+
 NO_ROUTE: Final = Decision(route=None, pool=None, rule="no-route")
 
 
@@ -72,7 +75,7 @@ def new_cookie_value(roll: int) -> str:
         raw = roll.to_bytes(8, "big")
     except OverflowError:
         raw = (roll & _ID_MASK).to_bytes(8, "big")
-    return raw.hex()
+    return _HEX(raw)
 
 
 def _split(route: Route, bucket: int) -> Pool:
