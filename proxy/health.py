@@ -33,6 +33,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from proxy.config import HealthCheckConfig, Settings
 from proxy.health_probe import Done, Prober
@@ -154,9 +155,11 @@ class HealthChecker:
         self.spec: Spec | None = None
         self._slots: dict[Key, _Slot] = {}
         """The backends probed."""
-        self._wheel: Wheel[_Slot] | None = None
-        self._timeouts: Wheel[tuple[Prober, int]] | None = None
-        """The probes' deadlines, one timer per 10 ms slot (a probe times out up to 10 ms late)."""
+        self._wheel: Wheel[_Slot | tuple[Prober, int]] | None = None
+        """Both the due probes (a `_Slot`) and the probes' deadlines (a `(Prober, sequence)`), one
+        timer per 10 ms slot (a probe times out up to 10 ms late). One wheel, not one for each:
+        due times and deadlines fall on the same 10 ms grid, so they share its timers, and every
+        timer is a wake-up of the control plane (half of them, at 2,000 probes a second)."""
         self._in_flight = 0
         self._queued: deque[_Slot] = deque()
         """Due while CONCURRENCY probes were in flight, in the order they fell due."""
@@ -210,8 +213,6 @@ class HealthChecker:
     async def stop(self) -> None:
         if self._wheel is not None:
             self._wheel.clear()
-        if self._timeouts is not None:
-            self._timeouts.clear()
         for slot in self._slots.values():
             slot.prober.close()
         self._slots.clear()
@@ -258,9 +259,20 @@ class HealthChecker:
     # Active checks
 
     def _probe_later(self, slot: _Slot, delay: float) -> None:
+        self._ensure_wheel().later(delay, slot)
+
+    def _ensure_wheel(self) -> Wheel[_Slot | tuple[Prober, int]]:
         if self._wheel is None:
-            self._wheel = Wheel(asyncio.get_running_loop(), self._fire)
-        self._wheel.later(delay, slot)
+            self._wheel = Wheel(asyncio.get_running_loop(), self._due)
+        return self._wheel
+
+    def _due(self, item: _Slot | tuple[Prober, int]) -> None:
+        """The wheel's callback: a backend due for a probe, or a probe's deadline."""
+        if type(item) is tuple:
+            prober, sequence = item
+            prober.expire(sequence)
+        else:
+            self._fire(cast(_Slot, item))
 
     def _fire(self, slot: _Slot) -> None:
         """A backend is due (the wheel calls this): probe it now, or when a probe ends."""
@@ -276,8 +288,6 @@ class HealthChecker:
         config = self._configs[slot.state.pool][0]
         self._in_flight += 1
         slot.busy = True
-        if self._timeouts is None:
-            self._timeouts = Wheel(asyncio.get_running_loop(), _expire)
         slot.prober.send(
             config.method,
             config.path,
@@ -286,7 +296,7 @@ class HealthChecker:
             BODY_LIMIT,
             bool(config.expect_body),
             slot.done,
-            self._timeouts,
+            self._ensure_wheel(),
         )
 
     def _answered(self, slot: _Slot, status: int | None, body: bytes, error: str | None) -> None:
@@ -433,8 +443,3 @@ def _statuses(expected: str) -> frozenset[int]:
     """Every status `expected_statuses` accepts: one set lookup a probe, shared by the pools."""
     ranges = HealthCheckConfig(expected_statuses=expected).statuses()
     return frozenset(status for low, high in ranges for status in range(low, high + 1))
-
-
-def _expire(item: tuple[Prober, int]) -> None:
-    prober, sequence = item
-    prober.expire(sequence)

@@ -24,12 +24,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 import httptools
-
-if TYPE_CHECKING:
-    from proxy.health_schedule import Wheel
 
 
 @dataclass(slots=True)
@@ -58,6 +55,13 @@ Settle = Callable[[int, "_Failed | None"], None]
 
 Done = Callable[[int | None, bytes, str | None], None]
 """A probe's answer, as `Prober.send` reports it: (status, body, error), as in `Answer`."""
+
+
+class Deadlines(Protocol):
+    """Where `Prober.send` files a probe's deadline: a proxy.health_schedule.Wheel, which calls
+    `Prober.expire(sequence)` for the item once its time has come."""
+
+    def at(self, when: float, item: tuple[Prober, int], /) -> None: ...
 
 
 def _settled(status: int, error: _Failed | None) -> None:
@@ -216,6 +220,9 @@ class Prober:
         self._within = 0.0
         self._deadline = 0.0
         self._args: tuple[str, str, str | None, int, bool] = ("GET", "/", None, 0, False)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop of the first `send`: `asyncio.get_running_loop()` costs a getpid() system
+        call each time (CPython checks the loop is not a forked parent's), one per probe."""
 
     def _data(self, method: str, path: str, host: str | None) -> bytes:
         key = (method, path, host)
@@ -237,14 +244,16 @@ class Prober:
         body_limit: int,
         want_body: bool,
         done: Done,
-        timeouts: Wheel[tuple[Prober, int]] | None = None,
+        timeouts: Deadlines | None = None,
     ) -> None:
         """Start one probe, as `probe` would; `done(status, body, error)` is called once with its
         answer, unless `close` is called first. One probe at a time per Prober. `timeouts`: a
         wheel that calls `expire` (rounded up to its slot) instead of one event-loop timer per
         probe; at thousands of probes a second the timers are a tenth of the prober's CPU."""
         assert self._done is None, "one probe at a time"
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         self._done = done
         self._within = within
         self._deadline = deadline = loop.time() + within
