@@ -171,6 +171,11 @@ class HealthChecker:
         """Probes' transitions being published."""
         self._ticker: asyncio.Task[None] | None = None
         self._cap_logged: set[Key] = set()
+        self._ejecting: dict[Key, None] = {}
+        """Backends with ejections in a row (`ejections` > 0), in the order of their first: all
+        the ticker has to look at (walking all 2,000 backends four times a second cost ~1 % of
+        the checker's CPU). A dict, not a set: ejections that end in one tick are announced in
+        a stable order."""
         self._configs: dict[str, tuple[HealthCheckConfig, frozenset[int], bytes | None]] = {}
         """Per pool: its health config, expected statuses and body, resolved once per change."""
 
@@ -312,8 +317,8 @@ class HealthChecker:
             elif expect is not None and expect not in body:
                 error = f"body lacks {config.expect_body!r}"
         state.probed(time.time(), error is None, status, error, ended - slot.started)
-        spread = config.interval * config.jitter
-        delay = config.interval + random.uniform(-spread, spread)
+        # interval x (1 +/- jitter), as random.uniform would draw it, without its Python call.
+        delay = config.interval * (1.0 + config.jitter * (2.0 * random.random() - 1.0))
         if error is None:
             # A backend that started unhealthy (initial_state) needs one success; one that
             # its probes took out needs healthy_threshold of them in a row.
@@ -388,6 +393,7 @@ class HealthChecker:
         self._cap_logged.discard((pool, backend))
         was = state.routable
         state.ejections += 1
+        self._ejecting[pool, backend] = None
         state.ejected_by_outliers += 1
         duration = min(config.max_ejection_time, config.base_ejection_time * state.ejections)
         state.ejected_until = time.monotonic() + duration
@@ -399,19 +405,22 @@ class HealthChecker:
         while True:
             await asyncio.sleep(TICK)
             now = time.monotonic()
-            for state in list(self.backends.values()):
-                if not state.ejections:
-                    continue  # never ejected (nearly all of them): nothing to end or forget
+            for key in list(self._ejecting):
+                state = self.backends.get(key)
+                if state is None or not state.ejections:
+                    self._ejecting.pop(key, None)  # removed, redefined or forgiven
+                    continue
                 if state.ejected and state.ejected_until <= now:
                     was = state.routable
                     state.ejected_until = 0.0
                     state.back_since = now
                     await self._changed(state, was, "ejection over, on probation")
-                elif state.ejections and not state.ejected and self.settings is not None:
+                elif not state.ejected and self.settings is not None:
                     # Long enough back without failing: the next ejection starts short again.
                     config = self.settings.pool_outlier(state.pool)
                     if now - state.back_since > config.max_ejection_time:
                         state.ejections = 0
+                        self._ejecting.pop(key, None)
 
     # Publishing
 
