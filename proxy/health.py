@@ -4,7 +4,8 @@ Theory of operation. The control plane runs one `HealthChecker` for the whole in
 never probe). For every backend of a pool whose [health] is enabled, it probes it every
 `interval` (times 1 +/- jitter, so backends are not probed in lockstep), over the checker's own
 connection to it, kept alive between probes (proxy.health_probe), at most `CONCURRENCY` probes at
-once. No task per backend: the due probes sit on one timer wheel (proxy.health_schedule), a probe
+once. No task per backend: the due probes sit on one timer wheel of DUE_SLOT slots and the
+probes in flight on one deadline timer (proxy.health_schedule: every timer is a wake-up), a probe
 is sent and answered by callback (`Prober.send`), and its answer is judged inline; only a change
 of state takes a task (publishing it is async, and the backend's next probe waits for it). A backend becomes unhealthy after
 `unhealthy_threshold` failed probes in a row and healthy again after `healthy_threshold`

@@ -5,7 +5,8 @@ task step, a future and a timer for every probe. The wheel rounds each due time 
 multiple of `slot` seconds and keeps, per slot, the items due then; the first item of a slot arms
 one `loop.call_at` for it, and when it fires every item of the slot is handed to `fire`, in the
 order they were added. With 10 ms slots, 2,000 probes a second need ~100 timers a second, and a
-probe fires at most one slot late (its interval is jittered by far more than that).
+probe fires at most one slot late (its interval is jittered by far more than that); the health
+checker uses 50 ms slots (health.DUE_SLOT: 20 timers a second).
 
 Items cannot be taken out: the caller checks, when one fires, that it still wants it (a removed
 backend's item is dropped then). `clear` cancels every pending timer.
