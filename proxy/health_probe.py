@@ -24,12 +24,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 import httptools
-
-if TYPE_CHECKING:
-    from proxy.health_schedule import Wheel
 
 
 @dataclass(slots=True)
@@ -58,6 +55,15 @@ Settle = Callable[[int, "_Failed | None"], None]
 
 Done = Callable[[int | None, bytes, str | None], None]
 """A probe's answer, as `Prober.send` reports it: (status, body, error), as in `Answer`."""
+
+
+class Timeouts(Protocol):
+    """Where `Prober.send` files a probe's deadline: a proxy.health_schedule.Deadlines, which
+    calls `Prober.expire()` at the deadline unless the probe was answered (`forget`) first."""
+
+    def watch(self, item: Prober, deadline: float, /) -> None: ...
+
+    def forget(self, item: Prober, /) -> None: ...
 
 
 def _settled(status: int, error: _Failed | None) -> None:
@@ -210,12 +216,15 @@ class Prober:
         # The probe `send` has in flight.
         self._done: Done | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._sequence = 0
-        """Probes sent with a wheel's timeout: tells a stale timeout from the current one."""
+        self._timeouts: Timeouts | None = None
+        """Watching the deadline of the probe in flight on the kept-alive connection, if any."""
         self._task: asyncio.Task[None] | None = None
         self._within = 0.0
         self._deadline = 0.0
         self._args: tuple[str, str, str | None, int, bool] = ("GET", "/", None, 0, False)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop of the first `send`: `asyncio.get_running_loop()` costs a getpid() system
+        call each time (CPython checks the loop is not a forked parent's), one per probe."""
 
     def _data(self, method: str, path: str, host: str | None) -> bytes:
         key = (method, path, host)
@@ -237,14 +246,16 @@ class Prober:
         body_limit: int,
         want_body: bool,
         done: Done,
-        timeouts: Wheel[tuple[Prober, int]] | None = None,
+        timeouts: Timeouts | None = None,
     ) -> None:
         """Start one probe, as `probe` would; `done(status, body, error)` is called once with its
-        answer, unless `close` is called first. One probe at a time per Prober. `timeouts`: a
-        wheel that calls `expire` (rounded up to its slot) instead of one event-loop timer per
-        probe; at thousands of probes a second the timers are a tenth of the prober's CPU."""
+        answer, unless `close` is called first. One probe at a time per Prober. `timeouts`: where
+        the deadline is watched (it calls `expire`) instead of one event-loop timer per probe; at
+        thousands of probes a second the timers are a tenth of the prober's CPU."""
         assert self._done is None, "one probe at a time"
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         self._done = done
         self._within = within
         self._deadline = deadline = loop.time() + within
@@ -257,8 +268,8 @@ class Prober:
             if timeouts is None:
                 self._timer = loop.call_at(deadline, self._expired)
             else:
-                self._sequence += 1
-                timeouts.at(deadline, (self, self._sequence))
+                self._timeouts = timeouts
+                timeouts.watch(self, deadline)
         else:
             self._task = loop.create_task(self._slow(0))
 
@@ -268,6 +279,9 @@ class Prober:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._timeouts is not None:
+            self._timeouts.forget(self)
+            self._timeouts = None
         if error is None:
             self._answer(status, connection.finish(), None)
             return
@@ -278,11 +292,11 @@ class Prober:
             return
         self._answer(None, b"", str(error))
 
-    def expire(self, sequence: int) -> None:
-        """A wheel's timeout for the probe `sequence`: expire it if it is still waiting for its
-        answer on the kept-alive connection (a wheel's items cannot be taken out, so a finished
-        or later probe, or one on the slow path with its own deadline, ignores it)."""
-        if sequence == self._sequence and self._done is not None and self._task is None:
+    def expire(self) -> None:
+        """The `timeouts` of `send` say the deadline has passed: the probe waiting for its answer
+        on the kept-alive connection ends (an answered or closed probe was forgotten there)."""
+        self._timeouts = None
+        if self._done is not None and self._task is None:
             self._expired()
 
     def _expired(self) -> None:
@@ -388,6 +402,9 @@ class Prober:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._timeouts is not None:
+            self._timeouts.forget(self)
+            self._timeouts = None
         if self._task is not None:
             self._task.cancel()
             self._task = None

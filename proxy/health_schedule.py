@@ -5,10 +5,14 @@ task step, a future and a timer for every probe. The wheel rounds each due time 
 multiple of `slot` seconds and keeps, per slot, the items due then; the first item of a slot arms
 one `loop.call_at` for it, and when it fires every item of the slot is handed to `fire`, in the
 order they were added. With 10 ms slots, 2,000 probes a second need ~100 timers a second, and a
-probe fires at most one slot late (its interval is jittered by far more than that).
+probe fires at most one slot late (its interval is jittered by far more than that); the health
+checker uses 50 ms slots (health.DUE_SLOT: 20 timers a second).
 
 Items cannot be taken out: the caller checks, when one fires, that it still wants it (a removed
 backend's item is dropped then). `clear` cancels every pending timer.
+
+The probes' deadlines are not on a wheel but on `Deadlines`: one timer for the earliest deadline
+of the probes in flight (a wheel would keep a timer per slot for deadlines long answered).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -67,3 +71,67 @@ class Wheel(Generic[T]):
         fire = self._fire
         for item in items:
             fire(item)
+
+
+class Expiring(Protocol):
+    def expire(self) -> None:
+        """Its deadline has passed (`Deadlines` calls this once, having forgotten it)."""
+
+
+E = TypeVar("E", bound=Expiring)
+
+
+class Deadlines(Generic[E]):
+    """The deadlines of the probes in flight, on one event-loop timer.
+
+    A wheel would keep every probe's deadline until its slot, and a probe answered in a
+    millisecond would still cost its slot's timer: at thousands of probes a second, a timer (a
+    wake-up of the control plane) every slot for nothing. Here an answered probe is forgotten
+    (`forget`, a dict pop), and the one timer is armed for the earliest deadline of the probes
+    still in flight: it fires about once per timeout, finds them answered, and re-arms for the
+    earliest in flight then. Exact, too: a probe expires at its deadline, not a slot later.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._due: dict[E, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed = math.inf
+        """Loop time the timer fires at (inf: none)."""
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def watch(self, item: E, deadline: float) -> None:
+        """Call `item.expire()` at loop time `deadline`, unless it is forgotten first."""
+        self._due[item] = deadline
+        if deadline < self._armed:
+            self._arm(deadline)
+
+    def forget(self, item: E) -> None:
+        self._due.pop(item, None)
+
+    def clear(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._armed = None, math.inf
+        self._due.clear()
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed = when
+        self._timer = self._loop.call_at(when, self._run)
+
+    def _run(self) -> None:
+        self._timer, self._armed = None, math.inf
+        now = self._loop.time()
+        due = self._due
+        expired = [item for item, deadline in due.items() if deadline <= now]
+        for item in expired:
+            del due[item]
+        for item in expired:
+            item.expire()
+        if due and self._timer is None:
+            # min() over the probes in flight: at most health.CONCURRENCY of them.
+            self._arm(min(due.values()))

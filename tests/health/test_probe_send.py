@@ -8,7 +8,7 @@ import math
 from test_probe_client import LIMIT, requests, response, serving
 
 from proxy.health_probe import Prober
-from proxy.health_schedule import Wheel
+from proxy.health_schedule import Deadlines, Wheel
 
 Answer = tuple[int | None, bytes, str | None]
 
@@ -17,7 +17,7 @@ async def sent(
     prober: Prober,
     within: float = 1.0,
     want_body: bool = False,
-    timeouts: Wheel[tuple[Prober, int]] | None = None,
+    timeouts: Deadlines[Prober] | None = None,
 ) -> Answer:
     """One probe through `send`, its (status, body, error)."""
     answered: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
@@ -120,7 +120,7 @@ async def test_the_wheel_fires_in_order_never_early_with_one_timer_per_slot() ->
     assert len(wheel) == 0
 
 
-async def test_a_wheel_times_probes_out_and_a_stale_timeout_does_nothing() -> None:
+async def test_deadlines_time_probes_out_and_an_answered_probe_is_forgotten() -> None:
     silent = [False]
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -130,21 +130,16 @@ async def test_a_wheel_times_probes_out_and_a_stale_timeout_does_nothing() -> No
             writer.write(response(b"ok"))
 
     loop = asyncio.get_running_loop()
-    fired: list[tuple[Prober, int]] = []
-
-    def expire(item: tuple[Prober, int]) -> None:
-        fired.append(item)
-        item[0].expire(item[1])
-
-    timeouts: Wheel[tuple[Prober, int]] = Wheel(loop, expire, slot=0.01)
+    timeouts: Deadlines[Prober] = Deadlines(loop)
     async with serving(handler) as (port, _):
         prober = Prober("127.0.0.1", port)
         assert await sent(prober, within=0.1, timeouts=timeouts) == (200, b"", None)  # connects
-        # Answered long before its deadline: its timeout fires later and changes nothing.
+        # Answered long before its deadline: forgotten, its deadline can end no later probe.
         assert await sent(prober, within=0.1, timeouts=timeouts) == (200, b"", None)
+        assert len(timeouts) == 0
         silent[0] = True
-        # That timeout falls 0.05 s into the next probe: were it taken for the next one's,
-        # the next would end at 0.05 s, not 0.1 s.
+        # Its deadline falls 0.05 s into the next probe: were it taken for the next one's, the
+        # next would end at 0.05 s, not 0.1 s.
         await asyncio.sleep(0.05)
         started = loop.time()
         assert await sent(prober, within=0.1, timeouts=timeouts) == (
@@ -152,8 +147,38 @@ async def test_a_wheel_times_probes_out_and_a_stale_timeout_does_nothing() -> No
             b"",
             "timeout after 0.1 s",
         )
-        # Never early; at most one slot late (plus a loaded loop's slack).
-        assert 0.1 - 0.005 <= loop.time() - started < 0.1 + 0.01 + 0.3
-        assert len(fired) >= 2  # the answered probe's timeout fired too, harmlessly
+        # Never early (uvloop's clock is in ms); late only by a loaded loop's slack.
+        assert 0.1 - 0.005 <= loop.time() - started < 0.1 + 0.3
+        assert len(timeouts) == 0
         prober.close()
         timeouts.clear()
+
+
+async def test_deadlines_fire_in_order_with_one_timer_and_re_arm_for_the_earliest() -> None:
+    loop = asyncio.get_running_loop()
+    expired: list[tuple[str, float]] = []
+
+    class Item:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def expire(self) -> None:
+            expired.append((self.name, loop.time()))
+
+    a, b, c, forgotten = Item("a"), Item("b"), Item("c"), Item("forgotten")
+    timeouts: Deadlines[Item] = Deadlines(loop)
+    start = loop.time()
+    timeouts.watch(b, start + 0.10)
+    timeouts.watch(forgotten, start + 0.02)
+    timeouts.watch(a, start + 0.05)  # earlier than b's: the timer moves to it
+    timeouts.watch(c, start + 0.15)
+    timeouts.forget(forgotten)
+    assert len(timeouts) == 3
+    deadline = loop.time() + 10  # polled, not slept: a loaded machine runs the loop late
+    while len(expired) < 3 and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    assert [name for name, _ in expired] == ["a", "b", "c"]
+    for (_, at), due in zip(expired, (0.05, 0.10, 0.15), strict=True):
+        assert at >= start + due - 0.002  # never early
+    assert len(timeouts) == 0
+    timeouts.clear()
