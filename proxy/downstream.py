@@ -46,7 +46,7 @@ from proxy.headers import (
     H_XFF,
     H_XFH,
     H_XFP,
-    REQUEST_SPECIAL,
+    REQUEST_RULE,
     RequestHead,
     connection_tokens,
     rule_text,
@@ -286,17 +286,22 @@ class Downstream(asyncio.Protocol):
         self.head_bytes += len(name) + len(value) + 4
         if self.header_count > self.limits.max_headers:
             raise HeadersTooLarge(f"more than {self.limits.max_headers} header fields")
-        if len(name) not in self.installed.header_lengths:
-            head.headers.append((name, value))  # neither special nor read by a rule
-            return
-        lname = name.lower()
-        if lname in self.installed.rule_headers:
-            key = lname.decode("latin-1")
+        installed = self.installed
+        # Most names arrive spelled as the snapshot's table has them: one lookup, no
+        # lower-cased copy (proxy.headers.request_header_actions).
+        kind = installed.header_actions.get(name)
+        if kind is None:
+            if len(name) not in installed.header_lengths:
+                head.headers.append((name, value))  # neither special nor read by a rule
+                return
+            kind = installed.header_actions.get(name.lower(), 0)
+        if kind >= REQUEST_RULE:
+            kind -= REQUEST_RULE
+            key = name.lower().decode("latin-1")
             previous = head.rule_values.get(key)
             text = rule_text(value)
             head.rule_values[key] = text if previous is None else previous + ", " + text
-        kind = REQUEST_SPECIAL.get(lname)
-        if kind is None:
+        if kind == 0:
             head.headers.append((name, value))
         elif kind == H_HOST:
             head.host = value

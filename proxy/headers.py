@@ -209,6 +209,54 @@ REQUEST_SPECIAL_LENGTHS: Final = frozenset(len(name) for name in REQUEST_SPECIAL
 is copied through without lower-casing it first."""
 
 
+REQUEST_RULE: Final = 16
+"""Added to a header's kind (H_*, or 0: copied through) in `request_header_actions` when a
+routing rule reads that header."""
+
+COMMON_REQUEST_HEADERS: Final = (
+    b"accept",
+    b"accept-encoding",
+    b"accept-language",
+    b"authorization",
+    b"cache-control",
+    b"content-type",
+    b"if-modified-since",
+    b"if-none-match",
+    b"origin",
+    b"pragma",
+    b"referer",
+    b"user-agent",
+)
+"""Request headers nearly every client sends that the proxy only copies through: listed so that
+their usual spellings are found without lower-casing them (see `request_header_actions`)."""
+
+
+def _spellings(lname: bytes) -> set[bytes]:
+    """How clients spell a lower-case header name: as is, Capitalised-Parts, UPPER."""
+    capitalised = b"-".join([part.capitalize() for part in lname.split(b"-")])
+    return {lname, capitalised, lname.upper()}
+
+
+def request_header_actions(rule_headers: frozenset[bytes]) -> dict[bytes, int]:
+    """What the downstream parser does with a request header, by the name as it arrives.
+
+    Every special or rule-read name is here in lower case, so a name missing from the dict is
+    looked up again lower-cased; its usual spellings, and those of common headers that are only
+    copied (0), are here too, so that most headers need no lower-cased copy at all (one dict
+    lookup per header, built once per snapshot). The value is the H_* kind of the lower-case
+    name, or 0, plus REQUEST_RULE when a routing rule reads it: exactly what the lower-cased
+    name would give, as every spelling lower-cases to the name it was made from.
+    """
+    actions: dict[bytes, int] = {}
+    for lname in (*COMMON_REQUEST_HEADERS, *REQUEST_SPECIAL, *rule_headers):
+        action = REQUEST_SPECIAL.get(lname, 0)
+        if lname in rule_headers:
+            action += REQUEST_RULE
+        for spelling in _spellings(lname):
+            actions[spelling] = action
+    return actions
+
+
 def _named_by_connection(connection: list[bytes]) -> frozenset[bytes] | None:
     """Extra header names to drop because the Connection header lists them (usually none:
     `Connection: keep-alive` or `close` name no header)."""

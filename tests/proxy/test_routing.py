@@ -83,6 +83,18 @@ async def test_header_rules_route_testers_before_the_split(pools: dict[str, Back
         assert set(mixed) == {"stable", "canary"}
 
 
+@pytest.mark.parametrize("name", ["x-canary", "X-Canary", "X-CANARY", "x-CaNaRy", "X-canary"])
+async def test_header_rules_read_every_spelling_of_the_name(
+    pools: dict[str, Backend], name: str
+) -> None:
+    """Usual spellings are found as spelled (proxy.headers.request_header_actions), others
+    lower-cased: either way the rule reads them."""
+    rules = [{"name": "testers", "header": "x-canary", "value": "always", "pool": "canary"}]
+    data = weighted(pools, {"stable": 100, "canary": 0}, rules=rules)
+    async with running_proxy(data) as proxy:
+        assert await fetch_many(proxy.port, 10, headers={name: "always"}) == {"canary": 10}
+
+
 @pytest.mark.parametrize(
     "field",
     [
