@@ -124,7 +124,11 @@ def admit(
     if head.method == b"CONNECT":
         return NotImplementedMethod("CONNECT is not supported by a reverse proxy")
     target = head.target
-    if target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+    # An origin-form target (a "/" first: nearly every request) is not absolute-form, and is
+    # known so without two lower-cased copies of its start.
+    if target[:1] != b"/" and (
+        target[:7].lower() == b"http://" or target[:8].lower() == b"https://"
+    ):
         rest = target.split(b"//", 1)[1]
         slash = rest.find(b"/")
         query = rest.find(b"?")

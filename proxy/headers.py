@@ -281,23 +281,34 @@ def upstream_request_head(
     The body is framed by Content-Length when the client gave one, else chunked when the client
     sent chunked (the proxy re-chunks what it forwards), else there is none.
     """
-    # Each constant piece carries the line break in front of it: fewer pieces to join.
+    # Each constant piece carries the line break in front of it: fewer pieces to join. Pieces
+    # are appended one by one: `parts += (a, b)` would build and free a tuple each time.
     parts = [head.method, b" ", head.target, b" HTTP/1.1\r\nHost: ", host]
     extra = _named_by_connection(head.connection) if head.connection else None
     for name, value in head.headers:
         if extra and name.lower() in extra:
             continue
-        parts += (b"\r\n", name, b": ", value)
-    parts += (b"\r\nX-Forwarded-For: ", forwarded_for, b"\r\nX-Forwarded-Proto: ", forwarded_proto)
+        parts.append(b"\r\n")
+        parts.append(name)
+        parts.append(b": ")
+        parts.append(value)
+    parts.append(b"\r\nX-Forwarded-For: ")
+    parts.append(forwarded_for)
+    parts.append(b"\r\nX-Forwarded-Proto: ")
+    parts.append(forwarded_proto)
     if forwarded_host:  # an HTTP/1.0 client may send no Host at all
-        parts += (b"\r\nX-Forwarded-Host: ", forwarded_host)
-    parts += (b"\r\nX-Request-Id: ", request_id)
+        parts.append(b"\r\nX-Forwarded-Host: ")
+        parts.append(forwarded_host)
+    parts.append(b"\r\nX-Request-Id: ")
+    parts.append(request_id)
     if head.chunked:
         parts.append(b"\r\nTransfer-Encoding: chunked")
     elif head.content_length is not None:
-        parts += (b"\r\nContent-Length: ", head.content_length)
+        parts.append(b"\r\nContent-Length: ")
+        parts.append(head.content_length)
     if head.upgrade is not None:
-        parts += (b"\r\nConnection: upgrade\r\nUpgrade: ", head.upgrade)
+        parts.append(b"\r\nConnection: upgrade\r\nUpgrade: ")
+        parts.append(head.upgrade)
     parts.append(b"\r\n\r\n")
     return b"".join(parts)
 
@@ -341,25 +352,32 @@ def downstream_response_head(
         if cached is None:  # the first reason phrase seen for a status is the one kept
             _STATUS_LINES[status] = (reason, status_line)
     # The status line is kept without its line break: each piece carries the break in front
-    # of it, so there are fewer pieces to join.
+    # of it, so there are fewer pieces to join. Appended one by one: no tuple per `+=`.
     parts = [status_line]
     extra = _named_by_connection(response.connection) if response.connection else None
     for name, value in response.headers:
         if extra and name.lower() in extra:
             continue
-        parts += (b"\r\n", name, b": ", value)
+        parts.append(b"\r\n")
+        parts.append(name)
+        parts.append(b": ")
+        parts.append(value)
     if response.content_length is not None and (framing in (FRAME_LENGTH, FRAME_NONE)):
         # Kept on HEAD and 304 too: it tells the client the size a GET would have returned.
         if response.status != 204 and response.status >= 200:
-            parts += (b"\r\nContent-Length: ", response.content_length)
+            parts.append(b"\r\nContent-Length: ")
+            parts.append(response.content_length)
     elif framing == FRAME_CHUNKED:
         parts.append(b"\r\nTransfer-Encoding: chunked")
     if set_cookie is not None:
-        parts += (b"\r\nSet-Cookie: ", set_cookie)
+        parts.append(b"\r\nSet-Cookie: ")
+        parts.append(set_cookie)
     if debug is not None:
-        parts += (b"\r\nx-turnout-decision: ", debug)
+        parts.append(b"\r\nx-turnout-decision: ")
+        parts.append(debug)
     if upgrade is not None:
-        parts += (b"\r\nConnection: upgrade\r\nUpgrade: ", upgrade)
+        parts.append(b"\r\nConnection: upgrade\r\nUpgrade: ")
+        parts.append(upgrade)
     elif not keep_alive or framing == FRAME_CLOSE:
         parts.append(b"\r\nConnection: close")
     elif not client_http11:
