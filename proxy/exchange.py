@@ -365,11 +365,15 @@ class Exchange:
                 count = len(out)
                 if count == 1:
                     transport.write(out[0])
+                    out.clear()  # the transport keeps no reference to the list: reused
                 elif count <= 4 and _small(out):
                     transport.write(b"".join(out))
+                    out.clear()
                 else:
                     transport.writelines(out)
-            self.out = []
+                    self.out = []
+            else:
+                self.out = []
         if self.phase == RESPONDED:
             self.finish()
         else:

@@ -118,8 +118,9 @@ class RequestHead:
         """End-to-end headers to copy to the backend, in order, with their original case."""
         self.host: bytes | None = None
         self.host_count = 0
-        self.connection: list[bytes] = []
-        """Lower-case tokens of the Connection header(s)."""
+        self.connection: tuple[bytes, ...] = ()
+        """Lower-case tokens of the Connection header(s) (a tuple: most heads have none, and
+        an empty tuple is shared where an empty list would be made and freed per request)."""
         self.content_length: bytes | None = None
         self.chunked = False
         self.expect: bytes | None = None
@@ -163,7 +164,7 @@ class ResponseHead:
         self.status = 0
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.connection: list[bytes] = []
+        self.connection: tuple[bytes, ...] = ()  # as RequestHead.connection
         self.content_length: bytes | None = None
         self.chunked = False
         self.upgrade: bytes | None = None
@@ -257,7 +258,7 @@ def request_header_actions(rule_headers: frozenset[bytes]) -> dict[bytes, int]:
     return actions
 
 
-def _named_by_connection(connection: list[bytes]) -> frozenset[bytes] | None:
+def _named_by_connection(connection: tuple[bytes, ...]) -> frozenset[bytes] | None:
     """Extra header names to drop because the Connection header lists them (usually none:
     `Connection: keep-alive` or `close` name no header)."""
     if all(token in CONNECTION_KEYWORDS for token in connection):

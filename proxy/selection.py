@@ -120,10 +120,19 @@ def attach(x: Exchange, connection: UpstreamConnection, reused: bool) -> None:
         transport.writelines([x.upstream_head, *pending])
     else:
         transport.write(x.upstream_head)
-    if x.sent is not None:
+    sent = x.sent
+    if sent is not None:
         x.sent_bytes = len(x.upstream_head) + x.pending_bytes
-        x.sent = [x.upstream_head, *pending] if x.sent_bytes <= REPLAY_LIMIT else None
-    x.pending = []
+        if x.sent_bytes > REPLAY_LIMIT:
+            x.sent = None
+        elif pending or sent:
+            x.sent = [x.upstream_head, *pending]
+        else:
+            # The empty list the exchange began with (no body yet, first attempt): filled in
+            # place rather than a new list made and the old one freed, per request.
+            sent.append(x.upstream_head)
+    if pending:
+        x.pending = []  # an empty one is kept as it is
     x.pending_bytes = 0
     if x.body != RECEIVED:
         x.ds.resume_reading(x.ds.PAUSE_BUFFER)
