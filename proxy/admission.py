@@ -38,7 +38,9 @@ def request_parser(protocol: object) -> HttpRequestParser:
     parser = HttpRequestParser(protocol)
     # Versions are checked by `admit` (RFC 9112 §2.3: HTTP/1.2 is served as 1.1, HTTP/2+
     # gets 505) instead of llhttp refusing everything but 0.9-2.0 with a bare 400.
-    parser.set_dangerous_leniencies(lenient_version=True)
+    # Passed by position (lenient_version is the fifth): Cython parses keyword arguments at
+    # some cost, and with a connection per request this runs per request.
+    parser.set_dangerous_leniencies(None, None, None, None, True)
     return parser
 
 
