@@ -292,7 +292,8 @@ class Downstream(asyncio.Protocol):
         kind = installed.header_actions.get(name)
         if kind is None:
             if len(name) not in installed.header_lengths:
-                head.headers.append((name, value))  # neither special nor read by a rule
+                head.headers.append(name)  # neither special nor read by a rule
+                head.headers.append(value)
                 return
             kind = installed.header_actions.get(name.lower(), 0)
         if kind >= REQUEST_RULE:
@@ -302,7 +303,8 @@ class Downstream(asyncio.Protocol):
             text = rule_text(value)
             head.rule_values[key] = text if previous is None else previous + ", " + text
         if kind == 0:
-            head.headers.append((name, value))
+            head.headers.append(name)
+            head.headers.append(value)
         elif kind == H_HOST:
             head.host = value
             head.host_count += 1
@@ -310,7 +312,8 @@ class Downstream(asyncio.Protocol):
             head.connection += connection_tokens(value)
         elif kind == H_COOKIE:
             head.cookie = value if head.cookie is None else head.cookie + b"; " + value
-            head.headers.append((name, value))
+            head.headers.append(name)
+            head.headers.append(value)
         elif kind == H_CONTENT_LENGTH:
             head.content_length = value
         elif kind == H_TRANSFER_ENCODING:

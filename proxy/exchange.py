@@ -177,7 +177,8 @@ class Exchange:
         installed = self.dp.installed
         if installed is not self.installed:
             if installed.rule_headers != self.installed.rule_headers:
-                head.rule_values = rule_values(head.headers, installed.rule_headers)
+                pairs = list(zip(head.headers[0::2], head.headers[1::2], strict=True))
+                head.rule_values = rule_values(pairs, installed.rule_headers)
             self.installed = installed
             self.limits = installed.limits
         self.ds.progress(self.limits.read_timeout)

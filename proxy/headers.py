@@ -114,8 +114,9 @@ class RequestHead:
         self.method = b""
         self.target = b""
         self.version = b"1.1"
-        self.headers: list[tuple[bytes, bytes]] = []
-        """End-to-end headers to copy to the backend, in order, with their original case."""
+        self.headers: list[bytes] = []
+        """End-to-end headers to copy to the backend, in order, with their original case: name,
+        value, name, value... (flat: no tuple made and freed per header)."""
         self.host: bytes | None = None
         self.host_count = 0
         self.connection: tuple[bytes, ...] = ()
@@ -163,7 +164,7 @@ class ResponseHead:
     def __init__(self) -> None:
         self.status = 0
         self.reason = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: list[bytes] = []  # name, value, name, value... as RequestHead.headers
         self.connection: tuple[bytes, ...] = ()  # as RequestHead.connection
         self.content_length: bytes | None = None
         self.chunked = False
@@ -286,13 +287,15 @@ def upstream_request_head(
     # are appended one by one: `parts += (a, b)` would build and free a tuple each time.
     parts = [head.method, b" ", head.target, b" HTTP/1.1\r\nHost: ", host]
     extra = _named_by_connection(head.connection) if head.connection else None
-    for name, value in head.headers:
+    headers = head.headers
+    for i in range(0, len(headers), 2):
+        name = headers[i]
         if extra and name.lower() in extra:
             continue
         parts.append(b"\r\n")
         parts.append(name)
         parts.append(b": ")
-        parts.append(value)
+        parts.append(headers[i + 1])
     parts.append(b"\r\nX-Forwarded-For: ")
     parts.append(forwarded_for)
     parts.append(b"\r\nX-Forwarded-Proto: ")
@@ -356,13 +359,15 @@ def downstream_response_head(
     # of it, so there are fewer pieces to join. Appended one by one: no tuple per `+=`.
     parts = [status_line]
     extra = _named_by_connection(response.connection) if response.connection else None
-    for name, value in response.headers:
+    headers = response.headers
+    for i in range(0, len(headers), 2):
+        name = headers[i]
         if extra and name.lower() in extra:
             continue
         parts.append(b"\r\n")
         parts.append(name)
         parts.append(b": ")
-        parts.append(value)
+        parts.append(headers[i + 1])
     if response.content_length is not None and (framing in (FRAME_LENGTH, FRAME_NONE)):
         # Kept on HEAD and 304 too: it tells the client the size a GET would have returned.
         if response.status != 204 and response.status >= 200:
