@@ -43,8 +43,11 @@ def forward(x: Exchange, error: ProxyError | None) -> None:
     pool = decision.pool
     assert pool is not None
     targets = x.installed.targets[pool.name]
-    # The clock is read only while some backend of the pool is in slow start.
-    index = pick_backend(pool, targets, getrandbits(64), x.tried, time() if pool.ramp else 0.0)
+    # The clock is read only while some backend of the pool is in slow start, and the random
+    # roll drawn only when there is a choice: pick_backend returns the only backend of a pool
+    # without reading it (router.pick), and a 64-bit draw costs ~500 instructions.
+    roll = getrandbits(64) if len(pool.eligible) > 1 else 0
+    index = pick_backend(pool, targets, roll, x.tried, time() if pool.ramp else 0.0)
     if index is None:
         if error is not None:
             # Every backend of the pool failed to connect and the health checker has not
