@@ -46,6 +46,7 @@ from proxy.headers import (
     H_XFF,
     H_XFH,
     H_XFP,
+    NO_RULE_VALUES,
     REQUEST_RULE,
     RequestHead,
     connection_tokens,
@@ -226,8 +227,9 @@ class Downstream(asyncio.Protocol):
         return bool(self.queue) and not self.lingering
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.dp.forget(self)
+        if not self.closed:  # abort() has already closed it and told the data plane
+            self.closed = True
+            self.dp.forget(self)
         # The parser holds this protocol's bound methods: a reference cycle that only the
         # cyclic collector would free. With a connection per request that is garbage on every
         # request, and collections are pauses; a parser bound to nothing breaks the cycle.
@@ -299,9 +301,12 @@ class Downstream(asyncio.Protocol):
         if kind >= REQUEST_RULE:
             kind -= REQUEST_RULE
             key = name.lower().decode("latin-1")
-            previous = head.rule_values.get(key)
+            values = head.rule_values
+            if values is NO_RULE_VALUES:
+                values = head.rule_values = {}  # the head's own: the shared one stays empty
+            previous = values.get(key)
             text = rule_text(value)
-            head.rule_values[key] = text if previous is None else previous + ", " + text
+            values[key] = text if previous is None else previous + ", " + text
         if kind == 0:
             head.headers.append(name)
             head.headers.append(value)

@@ -83,6 +83,12 @@ REQUEST_SPECIAL: Final[dict[bytes, int]] = {
 }
 
 
+NO_RULE_VALUES: Final[dict[str, str]] = {}
+"""The rule values of every head no routing rule reads a header of: one shared dict, never
+written (Downstream.on_header gives a head its own before writing), instead of an empty dict
+made and freed per request."""
+
+
 class RequestHead:
     """A client request's head as parsed, with the headers the proxy acts on pulled out.
 
@@ -131,7 +137,7 @@ class RequestHead:
         self.forwarded_proto: bytes | None = None
         self.forwarded_host: bytes | None = None
         self.request_id: bytes | None = None
-        self.rule_values: dict[str, str] = {}
+        self.rule_values: dict[str, str] = NO_RULE_VALUES
         """Values of the headers routing rules read, by lower-case name."""
         self.keep_alive = True
 

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from helpers import Backend, config, exchange_raw, parse_responses, running_proxy, start_backend
+from proxy.headers import NO_RULE_VALUES
 from router import bucket_of, rollback, switch_active, with_weights
 from router.split import layout
 
@@ -93,6 +94,9 @@ async def test_header_rules_read_every_spelling_of_the_name(
     data = weighted(pools, {"stable": 100, "canary": 0}, rules=rules)
     async with running_proxy(data) as proxy:
         assert await fetch_many(proxy.port, 10, headers={name: "always"}) == {"canary": 10}
+        # Heads without the header share one empty dict of rule values: never written.
+        assert await fetch_many(proxy.port, 10) == {"stable": 10}
+    assert NO_RULE_VALUES == {}
 
 
 @pytest.mark.parametrize(
