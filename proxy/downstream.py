@@ -379,8 +379,16 @@ class Downstream(asyncio.Protocol):
         exchange = self.receiving
         assert exchange is not None
         self.completed_here = True
+        head = self.head
         self.head = None
-        if not self.parser.should_upgrade():
+        if head is not None:
+            # llhttp's upgrade flag, known without asking it: set at the end of the head for
+            # CONNECT, or for an Upgrade that llhttp accepted, which is the only one
+            # on_headers_complete keeps in head.upgrade.
+            upgrading = head.upgrade is not None or head.method == b"CONNECT"
+        else:
+            upgrading = self.parser.should_upgrade()
+        if not upgrading:
             self.receiving = None
         exchange.request_complete()
 
