@@ -26,7 +26,7 @@ from httptools import (
     HttpRequestParser,
 )
 
-from proxy.admission import add_target, admit, request_parser
+from proxy.admission import add_target, admit, request_parser, take_special
 from proxy.exchange import Exchange
 from proxy.failures import (
     BadRequest,
@@ -35,21 +35,9 @@ from proxy.failures import (
     RequestTimeout,
 )
 from proxy.headers import (
-    H_CONNECTION,
-    H_CONTENT_LENGTH,
-    H_COOKIE,
-    H_EXPECT,
-    H_HOST,
-    H_REQUEST_ID,
-    H_TRANSFER_ENCODING,
-    H_UPGRADE,
-    H_XFF,
-    H_XFH,
-    H_XFP,
     NO_RULE_VALUES,
     REQUEST_RULE,
     RequestHead,
-    connection_tokens,
     rule_text,
 )
 from proxy.keepalive import client_is_done
@@ -310,39 +298,8 @@ class Downstream(asyncio.Protocol):
         if kind == 0:
             head.headers.append(name)
             head.headers.append(value)
-        elif kind == H_HOST:
-            head.host = value
-            head.host_count += 1
-        elif kind == H_CONNECTION:
-            head.connection += connection_tokens(value)
-        elif kind == H_COOKIE:
-            head.cookie = value if head.cookie is None else head.cookie + b"; " + value
-            head.headers.append(name)
-            head.headers.append(value)
-        elif kind == H_CONTENT_LENGTH:
-            head.content_length = value
-        elif kind == H_TRANSFER_ENCODING:
-            # llhttp rejects a final coding other than chunked only after on_headers_complete,
-            # when the request may already be on a pooled connection; and it accepts
-            # "gzip, chunked", whose gzip we would silently drop. Only one plain chunked passes.
-            if head.chunked or value.strip().lower() != b"chunked":
-                raise BadRequest("Transfer-Encoding other than a single 'chunked'")
-            head.chunked = True
-        elif kind == H_XFF:
-            head.forwarded_for = (
-                value if head.forwarded_for is None else head.forwarded_for + b", " + value
-            )
-        elif kind == H_XFP:
-            head.forwarded_proto = head.forwarded_proto or value
-        elif kind == H_XFH:
-            head.forwarded_host = head.forwarded_host or value
-        elif kind == H_REQUEST_ID:
-            head.request_id = head.request_id or value
-        elif kind == H_EXPECT:
-            head.expect = value
-        elif kind == H_UPGRADE:
-            head.upgrade = value
-        # else: other hop-by-hop fields, dropped
+        else:
+            take_special(head, kind, name, value)
 
     def on_headers_complete(self) -> None:
         head = self.head
