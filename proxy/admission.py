@@ -28,7 +28,21 @@ from proxy.failures import (
     UriTooLong,
     VersionNotSupported,
 )
-from proxy.headers import RequestHead
+from proxy.headers import (
+    H_CONNECTION,
+    H_CONTENT_LENGTH,
+    H_COOKIE,
+    H_EXPECT,
+    H_HOST,
+    H_REQUEST_ID,
+    H_TRANSFER_ENCODING,
+    H_UPGRADE,
+    H_XFF,
+    H_XFH,
+    H_XFP,
+    RequestHead,
+    connection_tokens,
+)
 from router import RequestMeta, Snapshot, normalise_host
 from router.paths import InvalidPath, normalise_target
 
@@ -38,7 +52,9 @@ def request_parser(protocol: object) -> HttpRequestParser:
     parser = HttpRequestParser(protocol)
     # Versions are checked by `admit` (RFC 9112 §2.3: HTTP/1.2 is served as 1.1, HTTP/2+
     # gets 505) instead of llhttp refusing everything but 0.9-2.0 with a bare 400.
-    parser.set_dangerous_leniencies(lenient_version=True)
+    # Passed by position (lenient_version is the fifth): Cython parses keyword arguments at
+    # some cost, and with a connection per request this runs per request.
+    parser.set_dangerous_leniencies(None, None, None, None, True)
     return parser
 
 
@@ -124,7 +140,11 @@ def admit(
     if head.method == b"CONNECT":
         return NotImplementedMethod("CONNECT is not supported by a reverse proxy")
     target = head.target
-    if target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+    # An origin-form target (a "/" first: nearly every request) is not absolute-form, and is
+    # known so without two lower-cased copies of its start.
+    if target[:1] != b"/" and (
+        target[:7].lower() == b"http://" or target[:8].lower() == b"https://"
+    ):
         rest = target.split(b"//", 1)[1]
         slash = rest.find(b"/")
         query = rest.find(b"?")
@@ -171,3 +191,40 @@ def target_path(target: bytes) -> str:
 def route_host(raw: bytes | None) -> str:
     """The Host header as routes match it (see router.normalise_host)."""
     return normalise_host(raw.decode("latin-1")) if raw else ""
+
+
+def take_special(head: RequestHead, kind: int, name: bytes, value: bytes) -> None:
+    """A request header the proxy acts on (`kind`: proxy.headers' H_*), into `head`."""
+    if kind == H_HOST:
+        head.host = value
+        head.host_count += 1
+    elif kind == H_CONNECTION:
+        head.connection += connection_tokens(value)
+    elif kind == H_COOKIE:
+        head.cookie = value if head.cookie is None else head.cookie + b"; " + value
+        head.headers.append(name)
+        head.headers.append(value)
+    elif kind == H_CONTENT_LENGTH:
+        head.content_length = value
+    elif kind == H_TRANSFER_ENCODING:
+        # llhttp rejects a final coding other than chunked only after on_headers_complete,
+        # when the request may already be on a pooled connection; and it accepts
+        # "gzip, chunked", whose gzip we would silently drop. Only one plain chunked passes.
+        if head.chunked or value.strip().lower() != b"chunked":
+            raise BadRequest("Transfer-Encoding other than a single 'chunked'")
+        head.chunked = True
+    elif kind == H_XFF:
+        head.forwarded_for = (
+            value if head.forwarded_for is None else head.forwarded_for + b", " + value
+        )
+    elif kind == H_XFP:
+        head.forwarded_proto = head.forwarded_proto or value
+    elif kind == H_XFH:
+        head.forwarded_host = head.forwarded_host or value
+    elif kind == H_REQUEST_ID:
+        head.request_id = head.request_id or value
+    elif kind == H_EXPECT:
+        head.expect = value
+    elif kind == H_UPGRADE:
+        head.upgrade = value
+    # else: other hop-by-hop fields, dropped

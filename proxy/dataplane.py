@@ -29,7 +29,7 @@ from proxy.access_log import AccessLog
 from proxy.admission import route_host
 from proxy.config import OutlierConfig, Settings
 from proxy.downstream import Downstream
-from proxy.headers import REQUEST_SPECIAL_LENGTHS
+from proxy.headers import REQUEST_SPECIAL_LENGTHS, request_header_actions
 from proxy.metrics import NO_ROUTE, BackendReport, RouteReport, RouteStats
 from proxy.upstream import ConnectionPool
 from router import Snapshot
@@ -210,6 +210,8 @@ class Installed:
     rule_headers: frozenset[bytes]
     header_lengths: frozenset[int]
     """Lengths of every request header name the proxy acts on (special or read by a rule)."""
+    header_actions: dict[bytes, int]
+    """What the parser does with a request header, by name as spelled (proxy.headers)."""
 
 
 class DataPlane:
@@ -334,6 +336,7 @@ class DataPlane:
             targets=targets,
             rule_headers=rule_headers,
             header_lengths=REQUEST_SPECIAL_LENGTHS | {len(name) for name in rule_headers},
+            header_actions=request_header_actions(rule_headers),
         )
 
     def _target(self, pool: str, backend: str, host: str, port: int) -> Target:

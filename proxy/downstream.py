@@ -26,7 +26,7 @@ from httptools import (
     HttpRequestParser,
 )
 
-from proxy.admission import add_target, admit, request_parser
+from proxy.admission import add_target, admit, request_parser, take_special
 from proxy.exchange import Exchange
 from proxy.failures import (
     BadRequest,
@@ -35,20 +35,9 @@ from proxy.failures import (
     RequestTimeout,
 )
 from proxy.headers import (
-    H_CONNECTION,
-    H_CONTENT_LENGTH,
-    H_COOKIE,
-    H_EXPECT,
-    H_HOST,
-    H_REQUEST_ID,
-    H_TRANSFER_ENCODING,
-    H_UPGRADE,
-    H_XFF,
-    H_XFH,
-    H_XFP,
-    REQUEST_SPECIAL,
+    NO_RULE_VALUES,
+    REQUEST_RULE,
     RequestHead,
-    connection_tokens,
     rule_text,
 )
 from proxy.keepalive import client_is_done
@@ -114,6 +103,7 @@ class Downstream(asyncio.Protocol):
         "transport",
         "trusted",
         "tunnel",
+        "version_hint",
         "writing_paused",
     )
 
@@ -143,6 +133,9 @@ class Downstream(asyncio.Protocol):
         self.deadline = 0.0
         self.peer_ip = b""
         self.trusted = False
+        self.version_hint = ""
+        """The HTTP version of the first head of the current read, when the read itself shows
+        it (see data_received); "" when the parser must be asked."""
 
     # asyncio.Protocol
 
@@ -167,6 +160,16 @@ class Downstream(asyncio.Protocol):
         self.head_began_here = False
         self.completed_here = False
         self.parsing = True
+        if not self.in_head and self.receiving is None:
+            # The read starts at a message boundary, so the first head completing in it is the
+            # one whose request line starts the read (after any empty lines), and llhttp only
+            # completes a head whose request line ends at the first LF. When that line ends in
+            # " HTTP/1.1\r\n" its version is "1.1": no get_http_version(), which httptools
+            # builds with str.format (~2,300 instructions a request). Anything else (empty
+            # lines first, 1.0, a split line, a bare LF) asks the parser as before.
+            end = data.find(b"\n")
+            if end >= 10 and data[end - 10 : end + 1] == b" HTTP/1.1\r\n":
+                self.version_hint = "1.1"
         try:
             self.parser.feed_data(data)
         except HttpParserUpgrade as upgrade:
@@ -199,6 +202,7 @@ class Downstream(asyncio.Protocol):
                     self.reject(HeadersTooLarge("request head too large"))
         finally:
             self.parsing = False
+            self.version_hint = ""  # a head that completes in a later read asks the parser
         # Only now, with the whole read parsed, does a new request start: nothing reaches a
         # backend from a read that turned out to be malformed, and a small body goes out in
         # the same write as its head.
@@ -211,8 +215,9 @@ class Downstream(asyncio.Protocol):
         return bool(self.queue) and not self.lingering
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.dp.forget(self)
+        if not self.closed:  # abort() has already closed it and told the data plane
+            self.closed = True
+            self.dp.forget(self)
         # The parser holds this protocol's bound methods: a reference cycle that only the
         # cyclic collector would free. With a connection per request that is garbage on every
         # request, and collections are pauses; a parser bound to nothing breaks the cycle.
@@ -271,50 +276,30 @@ class Downstream(asyncio.Protocol):
         self.head_bytes += len(name) + len(value) + 4
         if self.header_count > self.limits.max_headers:
             raise HeadersTooLarge(f"more than {self.limits.max_headers} header fields")
-        if len(name) not in self.installed.header_lengths:
-            head.headers.append((name, value))  # neither special nor read by a rule
-            return
-        lname = name.lower()
-        if lname in self.installed.rule_headers:
-            key = lname.decode("latin-1")
-            previous = head.rule_values.get(key)
-            text = rule_text(value)
-            head.rule_values[key] = text if previous is None else previous + ", " + text
-        kind = REQUEST_SPECIAL.get(lname)
+        installed = self.installed
+        # Most names arrive spelled as the snapshot's table has them: one lookup, no
+        # lower-cased copy (proxy.headers.request_header_actions).
+        kind = installed.header_actions.get(name)
         if kind is None:
-            head.headers.append((name, value))
-        elif kind == H_HOST:
-            head.host = value
-            head.host_count += 1
-        elif kind == H_CONNECTION:
-            head.connection += connection_tokens(value)
-        elif kind == H_COOKIE:
-            head.cookie = value if head.cookie is None else head.cookie + b"; " + value
-            head.headers.append((name, value))
-        elif kind == H_CONTENT_LENGTH:
-            head.content_length = value
-        elif kind == H_TRANSFER_ENCODING:
-            # llhttp rejects a final coding other than chunked only after on_headers_complete,
-            # when the request may already be on a pooled connection; and it accepts
-            # "gzip, chunked", whose gzip we would silently drop. Only one plain chunked passes.
-            if head.chunked or value.strip().lower() != b"chunked":
-                raise BadRequest("Transfer-Encoding other than a single 'chunked'")
-            head.chunked = True
-        elif kind == H_XFF:
-            head.forwarded_for = (
-                value if head.forwarded_for is None else head.forwarded_for + b", " + value
-            )
-        elif kind == H_XFP:
-            head.forwarded_proto = head.forwarded_proto or value
-        elif kind == H_XFH:
-            head.forwarded_host = head.forwarded_host or value
-        elif kind == H_REQUEST_ID:
-            head.request_id = head.request_id or value
-        elif kind == H_EXPECT:
-            head.expect = value
-        elif kind == H_UPGRADE:
-            head.upgrade = value
-        # else: other hop-by-hop fields, dropped
+            if len(name) not in installed.header_lengths:
+                head.headers.append(name)  # neither special nor read by a rule
+                head.headers.append(value)
+                return
+            kind = installed.header_actions.get(name.lower(), 0)
+        if kind >= REQUEST_RULE:
+            kind -= REQUEST_RULE
+            key = name.lower().decode("latin-1")
+            values = head.rule_values
+            if values is NO_RULE_VALUES:
+                values = head.rule_values = {}  # the head's own: the shared one stays empty
+            previous = values.get(key)
+            text = rule_text(value)
+            values[key] = text if previous is None else previous + ", " + text
+        if kind == 0:
+            head.headers.append(name)
+            head.headers.append(value)
+        else:
+            take_special(head, kind, name, value)
 
     def on_headers_complete(self) -> None:
         head = self.head
@@ -327,10 +312,13 @@ class Downstream(asyncio.Protocol):
         head.keep_alive = parser.should_keep_alive()
         if head.upgrade is not None and not parser.should_upgrade():
             head.upgrade = None
+        version = self.version_hint
+        if version:
+            self.version_hint = ""  # only the read's first head: the next one asks the parser
+        else:
+            version = parser.get_http_version()
         limits = self.limits
-        rejection = admit(
-            head, parser.get_http_version(), limits.normalize_path, limits.merge_slashes
-        )
+        rejection = admit(head, version, limits.normalize_path, limits.merge_slashes)
         exchange = Exchange(self, head, self.installed, rejection)
         self.receiving = exchange
         self.queue.append(exchange)
@@ -348,8 +336,16 @@ class Downstream(asyncio.Protocol):
         exchange = self.receiving
         assert exchange is not None
         self.completed_here = True
+        head = self.head
         self.head = None
-        if not self.parser.should_upgrade():
+        if head is not None:
+            # llhttp's upgrade flag, known without asking it: set at the end of the head for
+            # CONNECT, or for an Upgrade that llhttp accepted, which is the only one
+            # on_headers_complete keeps in head.upgrade.
+            upgrading = head.upgrade is not None or head.method == b"CONNECT"
+        else:
+            upgrading = self.parser.should_upgrade()
+        if not upgrading:
             self.receiving = None
         exchange.request_complete()
 

@@ -177,7 +177,8 @@ class Exchange:
         installed = self.dp.installed
         if installed is not self.installed:
             if installed.rule_headers != self.installed.rule_headers:
-                head.rule_values = rule_values(head.headers, installed.rule_headers)
+                pairs = list(zip(head.headers[0::2], head.headers[1::2], strict=True))
+                head.rule_values = rule_values(pairs, installed.rule_headers)
             self.installed = installed
             self.limits = installed.limits
         self.ds.progress(self.limits.read_timeout)
@@ -365,11 +366,20 @@ class Exchange:
                 count = len(out)
                 if count == 1:
                     transport.write(out[0])
+                    out.clear()  # the transport keeps no reference to the list: reused
+                elif count == 2 and len(out[0]) + len(out[1]) <= 16384:
+                    # Head and body, the usual small response: one concatenation costs less
+                    # than a join (which prepares a buffer view of each part).
+                    transport.write(out[0] + out[1])
+                    out.clear()
                 elif count <= 4 and _small(out):
                     transport.write(b"".join(out))
+                    out.clear()
                 else:
                     transport.writelines(out)
-            self.out = []
+                    self.out = []
+            else:
+                self.out = []
         if self.phase == RESPONDED:
             self.finish()
         else:

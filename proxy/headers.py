@@ -83,6 +83,12 @@ REQUEST_SPECIAL: Final[dict[bytes, int]] = {
 }
 
 
+NO_RULE_VALUES: Final[dict[str, str]] = {}
+"""The rule values of every head no routing rule reads a header of: one shared dict, never
+written (Downstream.on_header gives a head its own before writing), instead of an empty dict
+made and freed per request."""
+
+
 class RequestHead:
     """A client request's head as parsed, with the headers the proxy acts on pulled out.
 
@@ -114,12 +120,14 @@ class RequestHead:
         self.method = b""
         self.target = b""
         self.version = b"1.1"
-        self.headers: list[tuple[bytes, bytes]] = []
-        """End-to-end headers to copy to the backend, in order, with their original case."""
+        self.headers: list[bytes] = []
+        """End-to-end headers to copy to the backend, in order, with their original case: name,
+        value, name, value... (flat: no tuple made and freed per header)."""
         self.host: bytes | None = None
         self.host_count = 0
-        self.connection: list[bytes] = []
-        """Lower-case tokens of the Connection header(s)."""
+        self.connection: tuple[bytes, ...] = ()
+        """Lower-case tokens of the Connection header(s) (a tuple: most heads have none, and
+        an empty tuple is shared where an empty list would be made and freed per request)."""
         self.content_length: bytes | None = None
         self.chunked = False
         self.expect: bytes | None = None
@@ -129,7 +137,7 @@ class RequestHead:
         self.forwarded_proto: bytes | None = None
         self.forwarded_host: bytes | None = None
         self.request_id: bytes | None = None
-        self.rule_values: dict[str, str] = {}
+        self.rule_values: dict[str, str] = NO_RULE_VALUES
         """Values of the headers routing rules read, by lower-case name."""
         self.keep_alive = True
 
@@ -162,8 +170,8 @@ class ResponseHead:
     def __init__(self) -> None:
         self.status = 0
         self.reason = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.connection: list[bytes] = []
+        self.headers: list[bytes] = []  # name, value, name, value... as RequestHead.headers
+        self.connection: tuple[bytes, ...] = ()  # as RequestHead.connection
         self.content_length: bytes | None = None
         self.chunked = False
         self.upgrade: bytes | None = None
@@ -209,7 +217,55 @@ REQUEST_SPECIAL_LENGTHS: Final = frozenset(len(name) for name in REQUEST_SPECIAL
 is copied through without lower-casing it first."""
 
 
-def _named_by_connection(connection: list[bytes]) -> frozenset[bytes] | None:
+REQUEST_RULE: Final = 16
+"""Added to a header's kind (H_*, or 0: copied through) in `request_header_actions` when a
+routing rule reads that header."""
+
+COMMON_REQUEST_HEADERS: Final = (
+    b"accept",
+    b"accept-encoding",
+    b"accept-language",
+    b"authorization",
+    b"cache-control",
+    b"content-type",
+    b"if-modified-since",
+    b"if-none-match",
+    b"origin",
+    b"pragma",
+    b"referer",
+    b"user-agent",
+)
+"""Request headers nearly every client sends that the proxy only copies through: listed so that
+their usual spellings are found without lower-casing them (see `request_header_actions`)."""
+
+
+def _spellings(lname: bytes) -> set[bytes]:
+    """How clients spell a lower-case header name: as is, Capitalised-Parts, UPPER."""
+    capitalised = b"-".join([part.capitalize() for part in lname.split(b"-")])
+    return {lname, capitalised, lname.upper()}
+
+
+def request_header_actions(rule_headers: frozenset[bytes]) -> dict[bytes, int]:
+    """What the downstream parser does with a request header, by the name as it arrives.
+
+    Every special or rule-read name is here in lower case, so a name missing from the dict is
+    looked up again lower-cased; its usual spellings, and those of common headers that are only
+    copied (0), are here too, so that most headers need no lower-cased copy at all (one dict
+    lookup per header, built once per snapshot). The value is the H_* kind of the lower-case
+    name, or 0, plus REQUEST_RULE when a routing rule reads it: exactly what the lower-cased
+    name would give, as every spelling lower-cases to the name it was made from.
+    """
+    actions: dict[bytes, int] = {}
+    for lname in (*COMMON_REQUEST_HEADERS, *REQUEST_SPECIAL, *rule_headers):
+        action = REQUEST_SPECIAL.get(lname, 0)
+        if lname in rule_headers:
+            action += REQUEST_RULE
+        for spelling in _spellings(lname):
+            actions[spelling] = action
+    return actions
+
+
+def _named_by_connection(connection: tuple[bytes, ...]) -> frozenset[bytes] | None:
     """Extra header names to drop because the Connection header lists them (usually none:
     `Connection: keep-alive` or `close` name no header)."""
     if all(token in CONNECTION_KEYWORDS for token in connection):
@@ -233,23 +289,36 @@ def upstream_request_head(
     The body is framed by Content-Length when the client gave one, else chunked when the client
     sent chunked (the proxy re-chunks what it forwards), else there is none.
     """
-    # Each constant piece carries the line break in front of it: fewer pieces to join.
+    # Each constant piece carries the line break in front of it: fewer pieces to join. Pieces
+    # are appended one by one: `parts += (a, b)` would build and free a tuple each time.
     parts = [head.method, b" ", head.target, b" HTTP/1.1\r\nHost: ", host]
     extra = _named_by_connection(head.connection) if head.connection else None
-    for name, value in head.headers:
+    headers = head.headers
+    for i in range(0, len(headers), 2):
+        name = headers[i]
         if extra and name.lower() in extra:
             continue
-        parts += (b"\r\n", name, b": ", value)
-    parts += (b"\r\nX-Forwarded-For: ", forwarded_for, b"\r\nX-Forwarded-Proto: ", forwarded_proto)
+        parts.append(b"\r\n")
+        parts.append(name)
+        parts.append(b": ")
+        parts.append(headers[i + 1])
+    parts.append(b"\r\nX-Forwarded-For: ")
+    parts.append(forwarded_for)
+    parts.append(b"\r\nX-Forwarded-Proto: ")
+    parts.append(forwarded_proto)
     if forwarded_host:  # an HTTP/1.0 client may send no Host at all
-        parts += (b"\r\nX-Forwarded-Host: ", forwarded_host)
-    parts += (b"\r\nX-Request-Id: ", request_id)
+        parts.append(b"\r\nX-Forwarded-Host: ")
+        parts.append(forwarded_host)
+    parts.append(b"\r\nX-Request-Id: ")
+    parts.append(request_id)
     if head.chunked:
         parts.append(b"\r\nTransfer-Encoding: chunked")
     elif head.content_length is not None:
-        parts += (b"\r\nContent-Length: ", head.content_length)
+        parts.append(b"\r\nContent-Length: ")
+        parts.append(head.content_length)
     if head.upgrade is not None:
-        parts += (b"\r\nConnection: upgrade\r\nUpgrade: ", head.upgrade)
+        parts.append(b"\r\nConnection: upgrade\r\nUpgrade: ")
+        parts.append(head.upgrade)
     parts.append(b"\r\n\r\n")
     return b"".join(parts)
 
@@ -293,25 +362,34 @@ def downstream_response_head(
         if cached is None:  # the first reason phrase seen for a status is the one kept
             _STATUS_LINES[status] = (reason, status_line)
     # The status line is kept without its line break: each piece carries the break in front
-    # of it, so there are fewer pieces to join.
+    # of it, so there are fewer pieces to join. Appended one by one: no tuple per `+=`.
     parts = [status_line]
     extra = _named_by_connection(response.connection) if response.connection else None
-    for name, value in response.headers:
+    headers = response.headers
+    for i in range(0, len(headers), 2):
+        name = headers[i]
         if extra and name.lower() in extra:
             continue
-        parts += (b"\r\n", name, b": ", value)
+        parts.append(b"\r\n")
+        parts.append(name)
+        parts.append(b": ")
+        parts.append(headers[i + 1])
     if response.content_length is not None and (framing in (FRAME_LENGTH, FRAME_NONE)):
         # Kept on HEAD and 304 too: it tells the client the size a GET would have returned.
         if response.status != 204 and response.status >= 200:
-            parts += (b"\r\nContent-Length: ", response.content_length)
+            parts.append(b"\r\nContent-Length: ")
+            parts.append(response.content_length)
     elif framing == FRAME_CHUNKED:
         parts.append(b"\r\nTransfer-Encoding: chunked")
     if set_cookie is not None:
-        parts += (b"\r\nSet-Cookie: ", set_cookie)
+        parts.append(b"\r\nSet-Cookie: ")
+        parts.append(set_cookie)
     if debug is not None:
-        parts += (b"\r\nx-turnout-decision: ", debug)
+        parts.append(b"\r\nx-turnout-decision: ")
+        parts.append(debug)
     if upgrade is not None:
-        parts += (b"\r\nConnection: upgrade\r\nUpgrade: ", upgrade)
+        parts.append(b"\r\nConnection: upgrade\r\nUpgrade: ")
+        parts.append(upgrade)
     elif not keep_alive or framing == FRAME_CLOSE:
         parts.append(b"\r\nConnection: close")
     elif not client_http11:

@@ -43,8 +43,11 @@ def forward(x: Exchange, error: ProxyError | None) -> None:
     pool = decision.pool
     assert pool is not None
     targets = x.installed.targets[pool.name]
-    # The clock is read only while some backend of the pool is in slow start.
-    index = pick_backend(pool, targets, getrandbits(64), x.tried, time() if pool.ramp else 0.0)
+    # The clock is read only while some backend of the pool is in slow start, and the random
+    # roll drawn only when there is a choice: pick_backend returns the only backend of a pool
+    # without reading it (router.pick), and a 64-bit draw costs ~500 instructions.
+    roll = getrandbits(64) if len(pool.eligible) > 1 else 0
+    index = pick_backend(pool, targets, roll, x.tried, time() if pool.ramp else 0.0)
     if index is None:
         if error is not None:
             # Every backend of the pool failed to connect and the health checker has not
@@ -120,10 +123,19 @@ def attach(x: Exchange, connection: UpstreamConnection, reused: bool) -> None:
         transport.writelines([x.upstream_head, *pending])
     else:
         transport.write(x.upstream_head)
-    if x.sent is not None:
+    sent = x.sent
+    if sent is not None:
         x.sent_bytes = len(x.upstream_head) + x.pending_bytes
-        x.sent = [x.upstream_head, *pending] if x.sent_bytes <= REPLAY_LIMIT else None
-    x.pending = []
+        if x.sent_bytes > REPLAY_LIMIT:
+            x.sent = None
+        elif pending or sent:
+            x.sent = [x.upstream_head, *pending]
+        else:
+            # The empty list the exchange began with (no body yet, first attempt): filled in
+            # place rather than a new list made and the old one freed, per request.
+            sent.append(x.upstream_head)
+    if pending:
+        x.pending = []  # an empty one is kept as it is
     x.pending_bytes = 0
     if x.body != RECEIVED:
         x.ds.resume_reading(x.ds.PAUSE_BUFFER)

@@ -166,7 +166,8 @@ class UpstreamConnection(asyncio.Protocol):
             if kind is None:
                 kind = _RESPONSE_SPECIAL.get(name.lower())
         if kind is None:
-            response.headers.append((name, value))
+            response.headers.append(name)
+            response.headers.append(value)
         elif kind == _CONTENT_LENGTH:
             response.content_length = value
         elif kind == _TRANSFER_ENCODING:

@@ -18,7 +18,13 @@ from helpers import (
     running_proxy,
     start_raw_backend,
 )
-from proxy.headers import rule_values
+from proxy.headers import (
+    COMMON_REQUEST_HEADERS,
+    REQUEST_RULE,
+    REQUEST_SPECIAL,
+    request_header_actions,
+    rule_values,
+)
 
 FAST = {"header_timeout": 0.5, "keepalive_timeout": 1.0}
 
@@ -341,6 +347,39 @@ async def test_end_to_end_headers_keep_order_case_and_repeats(backend: Backend) 
     assert seen.all("X-Multi") == ["one", "two"]
     assert ("x-MiXeD-cAsE", "v") in seen.headers
     assert seen.all("Accept") == ["text/plain"]
+
+
+async def test_special_headers_in_unusual_spellings_are_still_special(backend: Backend) -> None:
+    request = (
+        b"GET / HTTP/1.1\r\nhOsT: a.example\r\nCOOKIE: c=1\r\nkeep-ALIVE: 5\r\nTe: trailers\r\n"
+        b"x-request-ID: rid-1\r\nUSER-AGENT: ua\r\nACCEPT: a\r\nCONNECTION: close\r\n\r\n"
+    )
+    async with running_proxy(route_to(backend.url)) as proxy:
+        await exchange_raw(proxy.port, request, timeout=2)
+    [seen] = backend.seen
+    assert seen.all("Host") == ["a.example"]
+    assert seen.all("Cookie") == ["c=1"]
+    assert seen.all("X-Request-Id") == ["rid-1"]
+    assert ("USER-AGENT", "ua") in seen.headers
+    assert ("ACCEPT", "a") in seen.headers
+    for hop in ("keep-alive", "te", "connection"):
+        assert hop not in names(seen.headers), hop
+
+
+def test_header_actions_agree_with_the_lower_case_name() -> None:
+    """Every spelling in the table gets what its lower-cased name would: the special kind (or
+    0), plus REQUEST_RULE for a header a rule reads."""
+    rules = frozenset({b"x-canary", b"user-agent", b"cookie"})
+    actions = request_header_actions(rules)
+    for lname in (*REQUEST_SPECIAL, *COMMON_REQUEST_HEADERS, *rules):
+        assert lname in actions, lname
+    for name, action in actions.items():
+        lname = name.lower()
+        expected = REQUEST_SPECIAL.get(lname, 0) + (REQUEST_RULE if lname in rules else 0)
+        assert action == expected, name
+    assert actions[b"X-Forwarded-For"] == REQUEST_SPECIAL[b"x-forwarded-for"]
+    assert actions[b"USER-AGENT"] == REQUEST_RULE
+    assert actions[b"Accept"] == 0
 
 
 # Values routing rules read (re-read when the snapshot changed between parsing and routing)

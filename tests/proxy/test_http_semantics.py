@@ -208,6 +208,63 @@ async def test_http10_post_with_content_length(backend: Backend) -> None:
     assert (seen.method, seen.body, seen.all("Content-Length")) == ("POST", b"payload", ["7"])
 
 
+# Which version a head has: the proxy reads "1.1" off the request line that starts a read
+# (Downstream.data_received) and asks the parser otherwise; the two must always agree. A
+# keep-alive HTTP/1.0 client is told "Connection: keep-alive", an HTTP/1.1 client is not.
+
+V10 = b"GET /%d HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n"
+V11 = b"GET /%d HTTP/1.1\r\nHost: a\r\n\r\n"
+LAST = b"GET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+
+
+def connection_headers(answer: bytes) -> list[str | None]:
+    return [headers.get("connection") for _, headers, _ in parse_responses(answer)]
+
+
+async def send_in_reads(port: int, pieces: list[bytes]) -> bytes:
+    """Each piece in its own write, with a pause between, so the proxy reads them apart."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        return await asyncio.wait_for(reader.read(), 2)
+    finally:
+        writer.close()
+
+
+async def test_pipelined_http10_and_http11_heads_keep_their_versions(backend: Backend) -> None:
+    async with running_proxy(route_to(backend.url)) as proxy:
+        mixed = await exchange_raw(proxy.port, V11 % 1 + V10 % 2 + V11 % 3 + V10 % 4 + LAST)
+        first10 = await exchange_raw(proxy.port, V10 % 1 + V11 % 2 + V10 % 3 + LAST)
+    ka = "keep-alive"
+    assert connection_headers(mixed) == [None, ka, None, ka, "close"]
+    assert connection_headers(first10) == [ka, None, ka, "close"]
+
+
+async def test_heads_split_over_reads_keep_their_versions(backend: Backend) -> None:
+    pieces = [
+        b"GET /1 HTTP/1.1\r\n",  # a whole 1.1 request line, its head completes next read
+        b"Host: a\r\n\r\n" + V10 % 2 + b"GET /3 HTT",  # a 1.0 head after a completed one
+        b"P/1.1\r\nHost: a\r\n\r\n",
+        b"GET /4 HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n",
+        b"\r\n" + V11 % 5,
+        b"GET /6 HTTP/1.2\r\nHost: a\r\n\r\n" + V10 % 7,  # served as 1.1, then 1.0
+        b"GET /8 HTTP/1.0\r",  # the line's end split between reads
+        b"\nHost: a\r\nConnection: keep-alive\r\n\r\n",
+        LAST,
+    ]
+    async with running_proxy(route_to(backend.url)) as proxy:
+        answer = await send_in_reads(proxy.port, pieces)
+    ka = "keep-alive"
+    assert connection_headers(answer) == [None, ka, None, ka, None, None, ka, ka, "close"]
+    assert [seen.path for seen in backend.seen] == [
+        *(f"/{n}" for n in range(1, 9)),
+        "/last",
+    ]
+
+
 # Close-delimited upstream bodies
 
 

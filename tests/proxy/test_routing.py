@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from helpers import Backend, config, exchange_raw, parse_responses, running_proxy, start_backend
+from proxy.headers import NO_RULE_VALUES
 from router import bucket_of, rollback, switch_active, with_weights
 from router.split import layout
 
@@ -81,6 +82,21 @@ async def test_header_rules_route_testers_before_the_split(pools: dict[str, Back
         # A regex must match the whole value: "beta-42x" is not a beta tester.
         mixed = await fetch_many(proxy.port, 200, headers={"x-group": "beta-42x"})
         assert set(mixed) == {"stable", "canary"}
+
+
+@pytest.mark.parametrize("name", ["x-canary", "X-Canary", "X-CANARY", "x-CaNaRy", "X-canary"])
+async def test_header_rules_read_every_spelling_of_the_name(
+    pools: dict[str, Backend], name: str
+) -> None:
+    """Usual spellings are found as spelled (proxy.headers.request_header_actions), others
+    lower-cased: either way the rule reads them."""
+    rules = [{"name": "testers", "header": "x-canary", "value": "always", "pool": "canary"}]
+    data = weighted(pools, {"stable": 100, "canary": 0}, rules=rules)
+    async with running_proxy(data) as proxy:
+        assert await fetch_many(proxy.port, 10, headers={name: "always"}) == {"canary": 10}
+        # Heads without the header share one empty dict of rule values: never written.
+        assert await fetch_many(proxy.port, 10) == {"stable": 10}
+    assert NO_RULE_VALUES == {}
 
 
 @pytest.mark.parametrize(
