@@ -36,6 +36,9 @@ from router import Snapshot
 
 REPORT_INTERVAL: Final = 1.0
 
+ROLL_BLOCK: Final = 4096
+"""Bytes of CSPRNG output read at once for `DataPlane.secure_roll` (512 rolls)."""
+
 _HEX_PAIRS: Final = [b"%02x" % value for value in range(256)]
 
 
@@ -212,6 +215,8 @@ class Installed:
     """Lengths of every request header name the proxy acts on (special or read by a rule)."""
     header_actions: dict[bytes, int]
     """What the parser does with a request header, by name as spelled (proxy.headers)."""
+    issues_ids: bool
+    """Some route issues sticky ids: their requests' rolls come from `DataPlane.secure_roll`."""
 
 
 class DataPlane:
@@ -235,6 +240,8 @@ class DataPlane:
         self._request_prefix = os.urandom(8).hex().encode()
         self._request_counter = 0
         self._request_block = b""
+        self._roll_block = b""
+        self._roll_at = 0
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed_waiters: list[asyncio.Future[None]] = []
@@ -337,6 +344,7 @@ class DataPlane:
             rule_headers=rule_headers,
             header_lengths=REQUEST_SPECIAL_LENGTHS | {len(name) for name in rule_headers},
             header_actions=request_header_actions(rule_headers),
+            issues_ids=any(r.sticky is not None and r.sticky.issue for r in snapshot.routes),
         )
 
     def _target(self, pool: str, backend: str, host: str, port: int) -> Target:
@@ -408,6 +416,21 @@ class DataPlane:
         if low == 0 or not self._request_block:
             self._request_block = self._request_prefix + b"%014x" % (counter >> 8)
         return self._request_block + _HEX_PAIRS[low]
+
+    def secure_roll(self) -> int:
+        """64 bits from the operating system's CSPRNG, read ROLL_BLOCK bytes at a time.
+
+        A route that issues sticky ids takes each id from its request's roll and shows it to
+        the client in Set-Cookie: from `random`'s Mersenne Twister, 312 of them would let anyone
+        compute the generator's state and so every id issued next to other users. One
+        `os.urandom` per 512 ids keeps the system call off almost every request."""
+        at = self._roll_at
+        block = self._roll_block
+        if at >= len(block):
+            block = self._roll_block = os.urandom(ROLL_BLOCK)
+            at = 0
+        self._roll_at = at + 8
+        return int.from_bytes(block[at : at + 8], "big")
 
     # Deadlines and idle connections
 

@@ -191,7 +191,7 @@ class Exchange:
         decision = self.decision = decide(
             request_meta(head, self.dp.route_host(head.host), snapshot),
             snapshot,
-            getrandbits(64),
+            self.dp.secure_roll() if installed.issues_ids else getrandbits(64),
         )
         if decision.pool is None:
             self.fail(NoRoute("no route matches this request's host and path"))

@@ -327,3 +327,29 @@ async def test_weights_inside_a_pool_are_respected() -> None:
     finally:
         await heavy.stop()
         await light.stop()
+
+
+async def test_issued_ids_come_from_the_os_csprng(
+    pools: dict[str, Backend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An issued id is shown to its client: it must not be Mersenne Twister output, from which
+    312 ids would give away every id issued next. The data plane reads os.urandom in blocks."""
+    import os
+
+    blocks: list[bytes] = []
+
+    def urandom(size: int) -> bytes:
+        block = bytes((len(blocks) * 7 + i) % 256 for i in range(size))
+        blocks.append(block)
+        return block
+
+    data = weighted(pools, {"stable": 50, "canary": 50}, sticky={"cookie": "turnout-id"})
+    async with running_proxy(data) as proxy, aiohttp.ClientSession() as session:
+        monkeypatch.setattr(os, "urandom", urandom)
+        issued = []
+        for _ in range(3):
+            async with session.get(f"http://127.0.0.1:{proxy.port}/") as response:
+                issued.append(SimpleCookie(response.headers["Set-Cookie"])["turnout-id"].value)
+    assert len(blocks) == 1, "one block of randomness for many ids"
+    block = blocks[0]
+    assert issued == [block[i : i + 8].hex() for i in (0, 8, 16)]
