@@ -47,12 +47,15 @@ class RouteStats:
         "buckets",
         "bytes_in",
         "bytes_out",
-        "codes",
         "duration_sum",
         "inflight",
+        "last_code",
+        "last_count",
+        "last_rule",
         "pool",
         "route",
-        "rules",
+        "settled_codes",
+        "settled_rules",
     )
 
     def __init__(self, route: str, pool: str, bounds: tuple[float, ...]) -> None:
@@ -60,8 +63,15 @@ class RouteStats:
         self.pool = pool
         self.bounds = bounds
         self.inflight = 0
-        self.codes: dict[int, int] = {}
-        self.rules: dict[str, int] = {}
+        self.settled_codes: dict[int, int] = {}
+        self.settled_rules: dict[str, int] = {}
+        # Nearly every request of a (route, pool) ends with the status and the rule of the one
+        # before it: those are counted in a plain int, added to the dicts (two boxed ints, two
+        # hashes, two stores per request otherwise) only when another (status, rule) comes, or
+        # when they are read (the `codes` and `rules` properties).
+        self.last_code = 0
+        self.last_rule = ""
+        self.last_count = 0
         self.buckets = [0] * (len(bounds) + 1)
         """Per bucket (not cumulative); the last one is above the highest bound."""
         self.duration_sum = 0.0
@@ -70,11 +80,33 @@ class RouteStats:
         self.attempts = 0
         self.attempt_errors = 0
 
+    @property
+    def codes(self) -> dict[int, int]:
+        """Requests by status."""
+        self.settle()
+        return self.settled_codes
+
+    @property
+    def rules(self) -> dict[str, int]:
+        """Requests by routing rule."""
+        self.settle()
+        return self.settled_rules
+
+    def settle(self) -> None:
+        """Add the requests counted under the last (status, rule) to the dicts."""
+        count = self.last_count
+        if count:
+            self.last_count = 0
+            codes, rules = self.settled_codes, self.settled_rules
+            codes[self.last_code] = codes.get(self.last_code, 0) + count
+            rules[self.last_rule] = rules.get(self.last_rule, 0) + count
+
     def finished(self, status: int, rule: str, duration: float) -> None:
-        codes = self.codes
-        codes[status] = codes.get(status, 0) + 1
-        rules = self.rules
-        rules[rule] = rules.get(rule, 0) + 1
+        if status != self.last_code or rule != self.last_rule:
+            self.settle()
+            self.last_code = status
+            self.last_rule = rule
+        self.last_count += 1
         # "le" buckets: a duration equal to a bound belongs to that bound's bucket. A loop, not
         # bisect: compiled, a dozen float comparisons cost less than one call to bisect_left.
         index = 0
