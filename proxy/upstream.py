@@ -146,7 +146,18 @@ class UpstreamConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         if self.response_done:
             raise UpstreamBadResponse("backend sent more than one response")
-        self.response = ResponseHead()
+        # The head of the response before (or of an interim 1xx) is used up: nothing keeps it
+        # after its callbacks (the client's head is built from it at once). Emptied in place
+        # rather than a new object made and the old one freed, per response.
+        response = self.response
+        response.status = 0
+        response.reason = b""
+        if response.headers:
+            response.headers = []
+        response.connection = ()
+        response.content_length = None
+        response.chunked = False
+        response.upgrade = None
         self.in_response = True
         self.head_bytes = 0
 
