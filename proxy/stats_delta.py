@@ -71,7 +71,24 @@ def merge(previous: Stats | None, stats: Stats) -> Stats:
     # New dicts, not updated in place: callers keep earlier Stats (query_stats compares them
     # by identity; the dashboard's series are differences between two of them).
     routes = dict(previous.routes)
+    new_route_keys = not routes.keys() >= stats.routes.keys()
     routes.update(stats.routes)
+    if new_route_keys:
+        routes = _in_report_order(routes)
+    # Backends need no reordering: the whole report lists them in the order their targets
+    # first appeared (DataPlane.targets only grows), which is the order they are appended in.
     backends = dict(previous.backends)
     backends.update(stats.backends)
     return replace(stats, routes=routes, backends=backends, partial=False)
+
+
+def _in_report_order(routes: dict[Key, RouteReport]) -> dict[Key, RouteReport]:
+    """`routes` in the order the worker's whole report has them. It lists (route, pool) by
+    route, then by pool, each in the order it first appeared (DataPlane.stats: a dict of
+    dicts that only grows); appended as they first appear, a later pool of an earlier route
+    would come last instead. Only when an entry is new (rare): the order reaches whatever
+    iterates the sums unsorted (the dashboard's series)."""
+    by_route: dict[str, list[Key]] = {}
+    for key in routes:
+        by_route.setdefault(key[0], []).append(key)
+    return {key: routes[key] for keys in by_route.values() for key in keys}

@@ -27,7 +27,7 @@ class FakeWorker:
     def __init__(self, worker_id: int, seed: int) -> None:
         self.worker_id = worker_id
         self.random = random.Random(seed)
-        self.routes: dict[Key, RouteReport] = {}
+        self.nested: dict[str, dict[str, RouteReport]] = {}
         self.backends: dict[Key, BackendReport] = {}
         self.requests = 0
         for index in range(20):
@@ -35,20 +35,33 @@ class FakeWorker:
         self.sent = Sent()
 
     def _add(self, index: int) -> None:
-        self.routes[(f"r{index}", f"p{index}")] = RouteReport(0, {}, {}, (0, 0, 0), 0.0, 0, 0)
+        # As DataPlane.stats: a route's pools grouped under it, a new pool of a route that has
+        # some already (half the time) among them, not last.
+        route = (
+            f"r{self.random.randrange(index)}"
+            if index and self.random.random() < 0.5
+            else f"r{index}"
+        )
+        self.nested.setdefault(route, {})[f"p{index}"] = RouteReport(
+            0, {}, {}, (0, 0, 0), 0.0, 0, 0
+        )
         self.backends[(f"p{index}", f"b{index}")] = BackendReport(0, 0, 0, 0, 0, 0, 0)
+
+    @property
+    def routes(self) -> dict[Key, RouteReport]:
+        return {(r, p): report for r, pools in self.nested.items() for p, report in pools.items()}
 
     def tick(self) -> None:
         """A second of (little) traffic: a few entries move, sometimes a new one appears."""
         rng = self.random
         if rng.random() < 0.2:
-            self._add(len(self.routes))
+            self._add(len(self.backends))
         for key in rng.sample(sorted(self.routes), 3):
-            old = self.routes[key]
+            old = self.nested[key[0]][key[1]]
             code = rng.choice((200, 404, 503))
             bucket = rng.randrange(3)
             self.requests += 1
-            self.routes[key] = RouteReport(
+            self.nested[key[0]][key[1]] = RouteReport(
                 inflight=rng.randrange(3),
                 codes={**old.codes, code: old.codes.get(code, 0) + 1},
                 rules={**old.rules, "weight": old.rules.get("weight", 0) + 1},
@@ -110,6 +123,9 @@ def test_the_rebuilt_stats_equal_the_whole_report_every_second() -> None:
     for index, (sent, rebuilt, whole) in enumerate(channel(worker, 200)):
         assert rebuilt == whole
         assert not rebuilt.partial
+        # In the same order too: the dashboard iterates the sums unsorted.
+        assert list(rebuilt.routes) == list(whole.routes)
+        assert list(rebuilt.backends) == list(whole.backends)
         if index == 0:  # the first report of a process carries every entry, zeros included
             assert sent.routes == whole.routes
             assert sent.backends == whole.backends
@@ -165,6 +181,7 @@ def test_instance_totals_match_whole_reports_across_worker_restarts() -> None:
             fed_merged.update(rebuilt[worker_id])  # type: ignore[arg-type]
             fed_whole.update(worker.whole())
         assert fed_merged.routes() == fed_whole.routes()
+        assert list(fed_merged.routes()) == list(fed_whole.routes())
         assert fed_merged.backends() == fed_whole.backends()
         assert fed_merged.requests() == fed_whole.requests()
         assert fed_merged.inflight() == fed_whole.inflight()
