@@ -91,6 +91,9 @@ class Stats:
     """(route, pool) -> what its requests did since the worker started."""
     backends: Mapping[tuple[str, str], BackendReport] = field(default_factory=dict)
     """(pool, backend) -> its counters since the worker started."""
+    partial: bool = False
+    """`routes` and `backends` hold only the entries that changed since the previous Stats on
+    this channel (proxy.stats_delta): only on the channel, the control plane merges them."""
 
 
 @dataclass(frozen=True, slots=True)

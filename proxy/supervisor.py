@@ -35,6 +35,7 @@ from proxy.channel import Ack, Channel, Drain, Hello, Install, Outlier, Query, R
 from proxy.config import Settings
 from proxy.ports import refuse_if_served
 from proxy.spec_delta import SpecDelta, spec_delta
+from proxy.stats_delta import merge
 from proxy.telemetry import Telemetry
 from router import Snapshot, Spec
 
@@ -310,6 +311,7 @@ class Supervisor:
         task.add_done_callback(slot.tasks.discard)
 
     async def _read(self, slot: Slot, channel: Channel) -> None:
+        whole: Stats | None = None
         while (message := await channel.receive()) is not None:
             if isinstance(message, Ready):
                 slot.serving = True
@@ -326,8 +328,11 @@ class Supervisor:
                 if event is not None:
                     event.set()
             elif isinstance(message, Stats):
-                slot.stats = message
-                self.telemetry.update(message)
+                # Only what moved since this process's previous Stats: rebuilt whole, against
+                # the previous one from this channel (a new process: a new channel, from none).
+                whole = merge(whole, message)
+                slot.stats = whole
+                self.telemetry.update(whole)
                 self._stats_arrived.set()
             elif isinstance(message, Outlier) and self.on_outlier is not None:
                 self.on_outlier(message.pool, message.backend, message.reason, message.count)

@@ -40,6 +40,7 @@ from proxy.channel import Ack, Channel, Drain, Hello, Install, Outlier, Query, R
 from proxy.dataplane import Target
 from proxy.server import ProxyServer
 from proxy.spec_delta import SpecDelta
+from proxy.stats_delta import Sent
 from router import build_snapshot
 
 log = logging.getLogger("turnout.worker")
@@ -58,6 +59,8 @@ class Worker:
             build_snapshot(hello.spec, hello.health, hello.revision, hello.readmitted),
         )
         self.draining: asyncio.Task[None] | None = None
+        self.sent = Sent()
+        """The reports last sent: each Stats carries only the ones that moved since."""
 
     async def serve(self, listen: socket.socket) -> None:
         await self.server.start(sock=listen)
@@ -123,14 +126,16 @@ class Worker:
         dataplane = self.server.dataplane
         assert dataplane is not None
         routes, backends = dataplane.reports()
+        # Only what moved since the previous Stats: the control plane merges (stats_delta).
         return Stats(
             worker_id=self.worker_id,
             revision=self.revision,
             requests=dataplane.requests,
             connections=len(dataplane.connections),
             inflight=dataplane.inflight(),
-            routes=routes,
-            backends=backends,
+            routes=self.sent.routes_changed(routes),
+            backends=self.sent.backends_changed(backends),
+            partial=True,
         )
 
     async def _report(self) -> None:
