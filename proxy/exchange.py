@@ -466,13 +466,17 @@ class Exchange:
         if target is not None:
             self.target = None
             target.inflight -= 1
+        # The loop's clock read once for the pool and the client connection's deadline: it is
+        # a method call on the loop (~290 instructions), and libuv's clock stands still within
+        # a turn of the loop anyway (it moves in whole milliseconds, between turns).
+        now = self.dp.loop.time()
         connection = self.upstream
         if connection is not None:
             self.upstream = None
             # Given back only at a message boundary: the request was sent whole (it was read
             # whole while this connection was attached) and the response was read whole.
             if self.body == RECEIVED and connection.keep_alive:
-                connection.pool.give_back(connection, self.limits.keepalive_per_backend)
+                connection.pool.give_back(connection, self.limits.keepalive_per_backend, now)
             else:
                 connection.close()
-        self.ds.exchange_finished(self)
+        self.ds.exchange_finished(self, now)

@@ -100,7 +100,7 @@ async def connect(x: Exchange, target: Target) -> None:
         return
     if x.phase == FINISHED:
         # Never used: still at a clean boundary.
-        target.connections.give_back(connection, x.limits.keepalive_per_backend)
+        target.connections.give_back(connection, x.limits.keepalive_per_backend, x.dp.loop.time())
         return
     try:
         attach(x, connection, False)

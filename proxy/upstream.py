@@ -356,16 +356,17 @@ class ConnectionPool:
                 return connection
         return None
 
-    def give_back(self, connection: UpstreamConnection, max_idle: int) -> None:
+    def give_back(self, connection: UpstreamConnection, max_idle: int, now: float) -> None:
         """`max_idle`: keepalive_per_backend of the request giving it back (the pool outlives
-        installs; its limits are the requests')."""
+        installs; its limits are the requests'). `now`: the loop's time (`loop.time()`), which
+        the caller has read already."""
         hot = self.hot
         if connection.closed or len(self.older) + (hot is not None) >= max_idle:
             connection.close()
             return
         connection.exchange = None
         connection.resume_reading()  # so that a close by the backend is noticed while idle
-        connection.idle_since = self.loop.time()
+        connection.idle_since = now
         if hot is not None:
             self.older.append(hot)
         self.hot = connection
