@@ -143,6 +143,8 @@ class Exchange:
         self.pending: list[bytes] = []
         self.pending_bytes = 0
         self.sent: list[bytes] | None = []
+        """The body sent on the current connection after its head, held for a replay (see
+        selection.retry_stale); None once too large or a response began."""
         self.sent_bytes = 0
         self.reused = False
         self.stale_retried = False
