@@ -140,7 +140,9 @@ class Exchange:
         self.upstream: UpstreamConnection | None = None
         self.upstream_head = b""
         self.request_id = head.request_id or b""
-        self.pending: list[bytes] = []
+        self.pending: list[bytes] | None = None
+        """Request bytes waiting for the backend connection; None (no list made and freed per
+        request) until there are any, which is rare: a connection is usually ready first."""
         self.pending_bytes = 0
         self.sent: list[bytes] | None = []
         """The body sent on the current connection after its head, held for a replay (see
@@ -243,7 +245,10 @@ class Exchange:
                 else:
                     self.sent = None
         else:
-            self.pending += pieces
+            pending = self.pending
+            if pending is None:
+                self.pending = pending = []
+            pending += pieces
             self.pending_bytes += len(data)
             if self.pending_bytes > BUFFER_LIMIT:
                 self.ds.pause_reading(self.ds.PAUSE_BUFFER)
@@ -257,6 +262,8 @@ class Exchange:
         if self.upstream is not None:
             self.upstream.write(data)
         else:
+            if self.pending is None:
+                self.pending = []
             self.pending.append(data)
             self.pending_bytes += len(data)
             self.sent = None
@@ -270,6 +277,8 @@ class Exchange:
                 self.upstream.write(LAST_CHUNK)
                 if self.sent is not None:
                     self.sent.append(LAST_CHUNK)
+            elif self.pending is None:
+                self.pending = [LAST_CHUNK]
             else:
                 self.pending.append(LAST_CHUNK)
 
@@ -404,7 +413,7 @@ class Exchange:
         Tunnel(self.ds, connection, target, self.limits.tunnel_idle_timeout)
         if self.pending:
             connection.writelines(self.pending)
-            self.pending = []
+            self.pending = None
 
     # Failures (proxy.exchange_failures)
 

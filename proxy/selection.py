@@ -129,14 +129,14 @@ def attach(x: Exchange, connection: UpstreamConnection, reused: bool) -> None:
         if x.sent_bytes > REPLAY_LIMIT:
             x.sent = None
         elif pending:
-            x.sent = pending  # replaced by an empty one below
+            x.sent = pending  # no longer pending, below
         elif sent:
             x.sent = []
         # else: the empty list the exchange began with (no body yet, first attempt) stays
         # empty: `sent` holds the body sent after the head, not the head (always
         # x.upstream_head), so a request without a body grows no list for its replay.
     if pending:
-        x.pending = []  # an empty one is kept as it is
+        x.pending = None
     x.pending_bytes = 0
     if x.body != RECEIVED:
         x.ds.resume_reading(x.ds.PAUSE_BUFFER)
@@ -167,7 +167,7 @@ def retry_stale(x: Exchange) -> bool:
     if not x.head.idempotent or x.head.upgrade is not None:
         return False
     x.stale_retried = True
-    x.pending = sent + x.pending
+    x.pending = sent + x.pending if x.pending else sent
     x.pending_bytes += x.sent_bytes
     x.sent = []
     target = x.target
