@@ -355,8 +355,13 @@ class Downstream(asyncio.Protocol):
         """`exchange` is answered. `now`: the loop's time, read by the exchange already (the
         deadline moves from it as `progress` would move it)."""
         queue = self.queue
-        if queue and queue[0] is exchange:
-            queue.popleft()
+        if queue:
+            # Popped, and put back in the rare case it is not this exchange (a tunnel emptied
+            # the queue, say): indexing a deque is a generic call under mypyc (~110
+            # instructions), more than a pop costs.
+            first = queue.popleft()
+            if first is not exchange:
+                queue.appendleft(first)
         if self.closed:
             return
         if not exchange.keep_alive or (self.closing and not queue) or self.dp.draining:
