@@ -148,12 +148,13 @@ class UpstreamConnection(asyncio.Protocol):
             raise UpstreamBadResponse("backend sent more than one response")
         # The head of the response before (or of an interim 1xx) is used up: nothing keeps it
         # after its callbacks (the client's head is built from it at once). Emptied in place
-        # rather than a new object made and the old one freed, per response.
+        # rather than a new object made and the old one freed, per response; its headers
+        # list too (nothing holds it either).
         response = self.response
         response.status = 0
         response.reason = b""
         if response.headers:
-            response.headers = []
+            response.headers.clear()
         response.connection = ()
         response.content_length = None
         response.chunked = False
