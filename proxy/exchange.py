@@ -140,9 +140,13 @@ class Exchange:
         self.upstream: UpstreamConnection | None = None
         self.upstream_head = b""
         self.request_id = head.request_id or b""
-        self.pending: list[bytes] = []
+        self.pending: list[bytes] | None = None
+        """Request bytes waiting for the backend connection; None (no list made and freed per
+        request) until there are any, which is rare: a connection is usually ready first."""
         self.pending_bytes = 0
         self.sent: list[bytes] | None = []
+        """The body sent on the current connection after its head, held for a replay (see
+        selection.retry_stale); None once too large or a response began."""
         self.sent_bytes = 0
         self.reused = False
         self.stale_retried = False
@@ -241,7 +245,10 @@ class Exchange:
                 else:
                     self.sent = None
         else:
-            self.pending += pieces
+            pending = self.pending
+            if pending is None:
+                self.pending = pending = []
+            pending += pieces
             self.pending_bytes += len(data)
             if self.pending_bytes > BUFFER_LIMIT:
                 self.ds.pause_reading(self.ds.PAUSE_BUFFER)
@@ -255,6 +262,8 @@ class Exchange:
         if self.upstream is not None:
             self.upstream.write(data)
         else:
+            if self.pending is None:
+                self.pending = []
             self.pending.append(data)
             self.pending_bytes += len(data)
             self.sent = None
@@ -268,6 +277,8 @@ class Exchange:
                 self.upstream.write(LAST_CHUNK)
                 if self.sent is not None:
                     self.sent.append(LAST_CHUNK)
+            elif self.pending is None:
+                self.pending = [LAST_CHUNK]
             else:
                 self.pending.append(LAST_CHUNK)
 
@@ -402,7 +413,7 @@ class Exchange:
         Tunnel(self.ds, connection, target, self.limits.tunnel_idle_timeout)
         if self.pending:
             connection.writelines(self.pending)
-            self.pending = []
+            self.pending = None
 
     # Failures (proxy.exchange_failures)
 
@@ -466,13 +477,17 @@ class Exchange:
         if target is not None:
             self.target = None
             target.inflight -= 1
+        # The loop's clock read once for the pool and the client connection's deadline: it is
+        # a method call on the loop (~290 instructions), and libuv's clock stands still within
+        # a turn of the loop anyway (it moves in whole milliseconds, between turns).
+        now = self.dp.loop.time()
         connection = self.upstream
         if connection is not None:
             self.upstream = None
             # Given back only at a message boundary: the request was sent whole (it was read
             # whole while this connection was attached) and the response was read whole.
             if self.body == RECEIVED and connection.keep_alive:
-                connection.pool.give_back(connection, self.limits.keepalive_per_backend)
+                connection.pool.give_back(connection, self.limits.keepalive_per_backend, now)
             else:
                 connection.close()
-        self.ds.exchange_finished(self)
+        self.ds.exchange_finished(self, now)

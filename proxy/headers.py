@@ -275,6 +275,31 @@ def _named_by_connection(connection: tuple[bytes, ...]) -> frozenset[bytes] | No
     )
 
 
+def _append_headers(
+    parts: list[bytes], headers: list[bytes], connection: tuple[bytes, ...]
+) -> None:
+    """Append `headers` (name, value, ...) as lines to `parts`, each with its line break in
+    front, leaving out those the Connection tokens name. Two headers to a piece (one build of
+    eight items instead of eight pieces to join: see upstream_request_head)."""
+    extra = _named_by_connection(connection) if connection else None
+    count = len(headers)
+    if extra is None:
+        i = 0
+        while i + 4 <= count:
+            parts.append(
+                b"\r\n%b: %b\r\n%b: %b"
+                % (headers[i], headers[i + 1], headers[i + 2], headers[i + 3])
+            )
+            i += 4
+        if i < count:
+            parts.append(b"\r\n%b: %b" % (headers[i], headers[i + 1]))
+        return
+    for i in range(0, count, 2):
+        name = headers[i]
+        if name.lower() not in extra:
+            parts.append(b"\r\n%b: %b" % (name, headers[i + 1]))
+
+
 def upstream_request_head(
     head: RequestHead,
     *,
@@ -289,28 +314,31 @@ def upstream_request_head(
     The body is framed by Content-Length when the client gave one, else chunked when the client
     sent chunked (the proxy re-chunks what it forwards), else there is none.
     """
-    # Each constant piece carries the line break in front of it: fewer pieces to join. Pieces
-    # are appended one by one: `parts += (a, b)` would build and free a tuple each time.
-    parts = [head.method, b" ", head.target, b" HTTP/1.1\r\nHost: ", host]
-    extra = _named_by_connection(head.connection) if head.connection else None
-    headers = head.headers
-    for i in range(0, len(headers), 2):
-        name = headers[i]
-        if extra and name.lower() in extra:
-            continue
-        parts.append(b"\r\n")
-        parts.append(name)
-        parts.append(b": ")
-        parts.append(headers[i + 1])
-    parts.append(b"\r\nX-Forwarded-For: ")
-    parts.append(forwarded_for)
-    parts.append(b"\r\nX-Forwarded-Proto: ")
-    parts.append(forwarded_proto)
-    if forwarded_host:  # an HTTP/1.0 client may send no Host at all
-        parts.append(b"\r\nX-Forwarded-Host: ")
-        parts.append(forwarded_host)
-    parts.append(b"\r\nX-Request-Id: ")
-    parts.append(request_id)
+    # Fewer, larger pieces: a join costs about a hundred instructions per piece (it takes a
+    # buffer view of each), and past ten pieces it also allocates an array for them. Runs of
+    # pieces are made into one by `%` formatting with %b only, which mypyc compiles to one
+    # allocation and a memcpy per item (CPyBytes_Build): worth it from about four pieces on.
+    parts = [b"%b %b HTTP/1.1\r\nHost: %b" % (head.method, head.target, host)]
+    if head.headers:
+        _append_headers(parts, head.headers, head.connection)
+    if not forwarded_host:  # an HTTP/1.0 client may send no Host at all
+        parts.append(
+            b"\r\nX-Forwarded-For: %b\r\nX-Forwarded-Proto: %b\r\nX-Request-Id: %b"
+            % (forwarded_for, forwarded_proto, request_id)
+        )
+    elif head.chunked or head.content_length is not None or head.upgrade is not None:
+        parts.append(
+            b"\r\nX-Forwarded-For: %b\r\nX-Forwarded-Proto: %b\r\nX-Forwarded-Host: %b"
+            b"\r\nX-Request-Id: %b" % (forwarded_for, forwarded_proto, forwarded_host, request_id)
+        )
+    else:
+        # The usual case, with the end of the head: done.
+        parts.append(
+            b"\r\nX-Forwarded-For: %b\r\nX-Forwarded-Proto: %b\r\nX-Forwarded-Host: %b"
+            b"\r\nX-Request-Id: %b\r\n\r\n"
+            % (forwarded_for, forwarded_proto, forwarded_host, request_id)
+        )
+        return b"".join(parts)
     if head.chunked:
         parts.append(b"\r\nTransfer-Encoding: chunked")
     elif head.content_length is not None:
@@ -362,18 +390,11 @@ def downstream_response_head(
         if cached is None:  # the first reason phrase seen for a status is the one kept
             _STATUS_LINES[status] = (reason, status_line)
     # The status line is kept without its line break: each piece carries the break in front
-    # of it, so there are fewer pieces to join. Appended one by one: no tuple per `+=`.
+    # of it, so there are fewer pieces to join (see upstream_request_head), and the last ends
+    # the head. Appended one by one: no tuple per `+=`.
     parts = [status_line]
-    extra = _named_by_connection(response.connection) if response.connection else None
-    headers = response.headers
-    for i in range(0, len(headers), 2):
-        name = headers[i]
-        if extra and name.lower() in extra:
-            continue
-        parts.append(b"\r\n")
-        parts.append(name)
-        parts.append(b": ")
-        parts.append(headers[i + 1])
+    if response.headers:
+        _append_headers(parts, response.headers, response.connection)
     if response.content_length is not None and (framing in (FRAME_LENGTH, FRAME_NONE)):
         # Kept on HEAD and 304 too: it tells the client the size a GET would have returned.
         if response.status != 204 and response.status >= 200:
@@ -390,11 +411,13 @@ def downstream_response_head(
     if upgrade is not None:
         parts.append(b"\r\nConnection: upgrade\r\nUpgrade: ")
         parts.append(upgrade)
+        parts.append(b"\r\n\r\n")
     elif not keep_alive or framing == FRAME_CLOSE:
-        parts.append(b"\r\nConnection: close")
+        parts.append(b"\r\nConnection: close\r\n\r\n")
     elif not client_http11:
-        parts.append(b"\r\nConnection: keep-alive")
-    parts.append(b"\r\n\r\n")
+        parts.append(b"\r\nConnection: keep-alive\r\n\r\n")
+    else:
+        parts.append(b"\r\n\r\n")
     return b"".join(parts)
 
 

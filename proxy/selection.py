@@ -100,7 +100,7 @@ async def connect(x: Exchange, target: Target) -> None:
         return
     if x.phase == FINISHED:
         # Never used: still at a clean boundary.
-        target.connections.give_back(connection, x.limits.keepalive_per_backend)
+        target.connections.give_back(connection, x.limits.keepalive_per_backend, x.dp.loop.time())
         return
     try:
         attach(x, connection, False)
@@ -128,14 +128,15 @@ def attach(x: Exchange, connection: UpstreamConnection, reused: bool) -> None:
         x.sent_bytes = len(x.upstream_head) + x.pending_bytes
         if x.sent_bytes > REPLAY_LIMIT:
             x.sent = None
-        elif pending or sent:
-            x.sent = [x.upstream_head, *pending]
-        else:
-            # The empty list the exchange began with (no body yet, first attempt): filled in
-            # place rather than a new list made and the old one freed, per request.
-            sent.append(x.upstream_head)
+        elif pending:
+            x.sent = pending  # no longer pending, below
+        elif sent:
+            x.sent = []
+        # else: the empty list the exchange began with (no body yet, first attempt) stays
+        # empty: `sent` holds the body sent after the head, not the head (always
+        # x.upstream_head), so a request without a body grows no list for its replay.
     if pending:
-        x.pending = []  # an empty one is kept as it is
+        x.pending = None
     x.pending_bytes = 0
     if x.body != RECEIVED:
         x.ds.resume_reading(x.ds.PAUSE_BUFFER)
@@ -166,7 +167,7 @@ def retry_stale(x: Exchange) -> bool:
     if not x.head.idempotent or x.head.upgrade is not None:
         return False
     x.stale_retried = True
-    x.pending = sent[1:] + x.pending
+    x.pending = sent + x.pending if x.pending else sent
     x.pending_bytes += x.sent_bytes
     x.sent = []
     target = x.target

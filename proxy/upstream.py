@@ -148,12 +148,13 @@ class UpstreamConnection(asyncio.Protocol):
             raise UpstreamBadResponse("backend sent more than one response")
         # The head of the response before (or of an interim 1xx) is used up: nothing keeps it
         # after its callbacks (the client's head is built from it at once). Emptied in place
-        # rather than a new object made and the old one freed, per response.
+        # rather than a new object made and the old one freed, per response; its headers
+        # list too (nothing holds it either).
         response = self.response
         response.status = 0
         response.reason = b""
         if response.headers:
-            response.headers = []
+            response.headers.clear()
         response.connection = ()
         response.content_length = None
         response.chunked = False
@@ -308,14 +309,20 @@ _SPECIAL_LENGTHS: Final = bytes(
 
 
 class ConnectionPool:
-    """Idle keep-alive connections to one backend address."""
+    """Idle keep-alive connections to one backend address.
+
+    The most recently given back is held apart in `hot`, the others in `older` (oldest first):
+    a connection going to the pool and back between requests, as nearly every one does, then
+    makes no list grow from empty and shrink to empty again (two reallocations of its storage
+    per request, ~250 instructions)."""
 
     __slots__ = (
         "address",
         "connected",
         "host",
-        "idle",
+        "hot",
         "loop",
+        "older",
         "port",
     )
 
@@ -324,29 +331,46 @@ class ConnectionPool:
         self.port = port
         self.address = f"{host}:{port}"
         self.loop = loop
-        self.idle: list[UpstreamConnection] = []
+        self.hot: UpstreamConnection | None = None
+        """The idle connection most recently given back, if any."""
+        self.older: list[UpstreamConnection] = []
+        """The other idle connections, oldest first."""
         self.connected = 0
         """Connections to this address open now, idle or busy."""
 
+    @property
+    def idle(self) -> list[UpstreamConnection]:
+        """The idle connections, oldest first (a copy)."""
+        return [*self.older] if self.hot is None else [*self.older, self.hot]
+
     def take(self) -> UpstreamConnection | None:
         """The most recently used idle connection still open, or None."""
-        idle = self.idle
-        while idle:
-            connection = idle.pop()
+        connection = self.hot
+        if connection is not None:
+            self.hot = None
+            if not connection.closed:
+                return connection
+        older = self.older
+        while older:
+            connection = older.pop()
             if not connection.closed:
                 return connection
         return None
 
-    def give_back(self, connection: UpstreamConnection, max_idle: int) -> None:
+    def give_back(self, connection: UpstreamConnection, max_idle: int, now: float) -> None:
         """`max_idle`: keepalive_per_backend of the request giving it back (the pool outlives
-        installs; its limits are the requests')."""
-        if connection.closed or len(self.idle) >= max_idle:
+        installs; its limits are the requests'). `now`: the loop's time (`loop.time()`), which
+        the caller has read already."""
+        hot = self.hot
+        if connection.closed or len(self.older) + (hot is not None) >= max_idle:
             connection.close()
             return
         connection.exchange = None
         connection.resume_reading()  # so that a close by the backend is noticed while idle
-        connection.idle_since = self.loop.time()
-        self.idle.append(connection)
+        connection.idle_since = now
+        if hot is not None:
+            self.older.append(hot)
+        self.hot = connection
 
     async def open(self) -> UpstreamConnection:
         factory: Callable[[], UpstreamConnection] = lambda: UpstreamConnection(self)  # noqa: E731
@@ -355,9 +379,9 @@ class ConnectionPool:
 
     def sweep(self, now: float, idle_timeout: float) -> None:
         """Close connections idle for longer than `idle_timeout` (the oldest are first)."""
-        idle = self.idle
+        older = self.older
         expired = 0
-        for connection in idle:
+        for connection in older:
             if connection.closed:
                 expired += 1
             elif now - connection.idle_since > idle_timeout:
@@ -366,9 +390,19 @@ class ConnectionPool:
             else:
                 break
         if expired:
-            del idle[:expired]
+            del older[:expired]
+        hot = self.hot
+        if hot is not None and not older:  # all older ones expired: the newest is next
+            if hot.closed:
+                self.hot = None
+            elif now - hot.idle_since > idle_timeout:
+                hot.close()
+                self.hot = None
 
     def close_all(self) -> None:
-        for connection in self.idle:
+        for connection in self.older:
             connection.close()
-        self.idle.clear()
+        self.older.clear()
+        if self.hot is not None:
+            self.hot.close()
+            self.hot = None
