@@ -16,8 +16,12 @@ Invariants:
   producer or the others; with its socket's send buffer capped too (SEND_BUFFER), what a
   stalled client holds is bounded. Every frame carries the whole state, so a lost frame loses nothing
   but a second's freshness.
-- A new subscriber gets the last frame at once (or the first one the producer builds), then
-  every new one. The series and evidence outlive a stopped producer, so reopening the page
+- A new subscriber gets the last frame at once if the state has not changed since it was built
+  (or else the producer builds a frame now, and the first one too), then every new one: a page
+  opened right after a write never starts from the state before it, whose revision its first
+  click would send in If-Match (and get 412 for). A frame built early like this carries the
+  state of now and the series and evidence as they were: the per-second rings advance only on
+  the regular beat. The series and evidence outlive a stopped producer, so reopening the page
   keeps its charts (the seconds no one watched are spread evenly: admin_api.series).
 On the wire (the WHATWG HTML "server-sent events" format): `retry: 2000` first, each frame as
 `event: state`, `id: <revision>`, `data: <JSON on one line>`, and a `: keep-alive` comment when
@@ -90,6 +94,9 @@ class Events:
         self._subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
         self._last: bytes | None = None
+        self._last_revision = -1
+        self._early = asyncio.Event()
+        """Set: build a frame now (a subscriber came and the last frame's revision is old)."""
         self._closed = False
         self._series = Series()
         self._evidence = EvidenceHistory()
@@ -118,7 +125,10 @@ class Events:
         if self._task is None:
             self._task = asyncio.create_task(self._produce(), name="turnout-events")
         elif self._last is not None:
-            subscriber.offer(self._last)
+            if self._last_revision == self.service.readiness().revision:
+                subscriber.offer(self._last)
+            else:
+                self._early.set()
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
@@ -147,20 +157,33 @@ class Events:
     async def _produce(self) -> None:
         loop = asyncio.get_running_loop()
         due = loop.time()
+        early = False
         while True:
+            self._early.clear()
             try:
-                encoded = await self._build()
+                revision, encoded = await self._build(advance=not early)
             except Exception:  # one bad frame must not end the stream for everyone
                 log.exception("event stream: building a frame failed")
             else:
-                self._last = encoded
+                self._last, self._last_revision = encoded, revision
                 for subscriber in self._subscribers:
                     subscriber.offer(encoded)
-            # Fixed rate, and never a burst to catch up after a slow frame.
-            due = max(due + self.interval, loop.time())
-            await asyncio.sleep(due - loop.time())
+            # Fixed rate, and never a burst to catch up after a slow frame; an early frame
+            # leaves the beat where it was.
+            if not early:
+                due = max(due + self.interval, loop.time())
+            early = await self._wait(due - loop.time())
 
-    async def _build(self) -> bytes:
+    async def _wait(self, delay: float) -> bool:
+        """Sleep `delay` seconds or until a frame is wanted early; whether it was."""
+        try:
+            async with asyncio.timeout(delay):
+                await self._early.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _build(self, advance: bool = True) -> tuple[int, bytes]:
         service = self.service
         # Once: the queries below read these reports.
         fleet, _ = await asyncio.gather(self._read_fleet(), service.refresh_counters())
@@ -175,10 +198,11 @@ class Events:
             history=service.history(frame.HISTORY),
             fleet=fleet,
         )
-        self._series.update(time.monotonic(), service.route_counters())
-        self._evidence.record(
-            state.time, frame.evidence_samples(state.rollouts, state.pool_rollouts)
-        )
+        if advance:
+            self._series.update(time.monotonic(), service.route_counters())
+            self._evidence.record(
+                state.time, frame.evidence_samples(state.rollouts, state.pool_rollouts)
+            )
         self.frames += 1
         data = frame.frame(
             state,
@@ -186,7 +210,8 @@ class Events:
             self._evidence.view(),
             self.frames,
         )
-        return b"event: state\nid: %d\ndata: %b\n\n" % (state.routes.revision, orjson.dumps(data))
+        revision = state.routes.revision
+        return revision, b"event: state\nid: %d\ndata: %b\n\n" % (revision, orjson.dumps(data))
 
     async def _read_fleet(self) -> FleetView:
         """The fleet now, or, when etcd does not answer within FLEET_BUDGET, etcd "unreachable"

@@ -152,6 +152,31 @@ async def test_a_weight_change_through_the_api_shows_within_2_s(
         assert frame["history"][0]["revision"] == revision
 
 
+async def test_a_reader_that_comes_right_after_a_change_starts_from_it(
+    proxy: ProxyProcess, admin: Api
+) -> None:
+    """Another reader keeps the producer going, so a last frame exists; a change made since it
+    was built must not be what the new reader sees first (a page's first click would send its
+    old revision in If-Match and be refused), and the new reader still gets a frame at once.
+    Three times: each change comes a few milliseconds before the next reader, well inside the
+    second between two regular frames."""
+    async with Subscribers(proxy.admin_url) as subscribers:
+        watching = await subscribers.subscribe()
+        await watching.frame()
+        for stable in (60, 50, 40):
+            weights = {"stable": stable, "canary": 100 - stable}
+            reply = await admin.acall("PUT", "/v1/routes/web/weights", {"weights": weights})
+            revision = reply.ok()["revision"]
+            started = time.monotonic()
+            stream = await subscribers.subscribe()
+            first = await stream.frame(timeout=2.0)
+            assert time.monotonic() - started < 0.5
+            assert first["revision"] == revision
+            route = next(r for r in first["routes"] if r["name"] == "web")
+            assert route["weights"] == weights
+    await admin.acall("PUT", "/v1/routes/web/weights", {"weights": {"stable": 90, "canary": 10}})
+
+
 async def test_a_frame_in_file_mode_shows_this_instance_alone(
     proxy: ProxyProcess, admin: Api, document: dict[str, Any]
 ) -> None:
