@@ -2,8 +2,9 @@
 
 Theory of operation. Before any response byte has been relayed, an error becomes a problem
 document (fail_to_proxy, pure, decides status and keep-alive); after, the client connection is
-closed so that it sees an incomplete response instead of an invented status. A backend that
-closes a connection before answering may get the request again (proxy.selection decides).
+closed so that it sees an incomplete response instead of an invented status. When a backend
+closes a connection before answering, an idempotent request may go again, on a fresh connection
+if the lost one was reused or else to another backend (proxy.selection decides).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from proxy.failures import (
 from proxy.keepalive import after_failure
 from proxy.lifecycle import FINISHED, QUEUED, RECEIVED, RESPONDED, RESPONDING
 from proxy.observation import explain, record
-from proxy.selection import retry_or_fail, retry_stale
+from proxy.selection import retry_or_fail, retry_stale, rewind
 
 if TYPE_CHECKING:
     from proxy.exchange import Exchange
@@ -46,7 +47,11 @@ def upstream_lost(x: Exchange, connection: UpstreamConnection) -> None:
     if target is not None:
         target.attempt_errors += 1
         target.failed(x.limits)
-    retry_or_fail(x, UpstreamReset("backend closed the connection before responding"))
+    # Another backend may take it if it may be sent twice (the stopped backend may have read
+    # it: on loopback a connect completes before the backend accepts, and a backend that is
+    # shutting down resets the connections it never accepted, requests and all).
+    error = UpstreamReset("backend closed the connection before responding", retry_safe=rewind(x))
+    retry_or_fail(x, error)
 
 
 def upstream_failed(x: Exchange, error: ProxyError) -> None:

@@ -6,8 +6,10 @@ only when they cannot duplicate work: a failed connect (nothing was sent) goes t
 backend, up to `retries` times; when every backend of the pool failed to connect before the
 health checker noticed, the route's failover (router.fail_over) takes the request, once; a
 reused keep-alive connection that the backend had closed (reset or EOF before any response
-byte) is retried once on a fresh connection, for idempotent requests whose bytes sent so far
-are still held (at most REPLAY_LIMIT).
+byte) is retried once on a fresh connection, and a fresh one closed so goes to another backend
+(up to `retries`, as nginx's `proxy_next_upstream error`), both only for idempotent requests
+whose bytes sent so far are still held (at most REPLAY_LIMIT): a backend may have acted on a
+POST before it died.
 """
 
 from __future__ import annotations
@@ -161,16 +163,23 @@ def retry_or_fail(x: Exchange, error: ProxyError) -> None:
 def retry_stale(x: Exchange) -> bool:
     """The backend closed a reused connection before answering: most likely it closed it while
     it sat idle. Send the request again on a fresh connection if that is safe (once)."""
-    sent = x.sent
-    if not x.reused or x.stale_retried or sent is None:
-        return False
-    if not x.head.idempotent or x.head.upgrade is not None:
+    if not x.reused or x.stale_retried or not rewind(x):
         return False
     x.stale_retried = True
-    x.pending = sent + x.pending if x.pending else sent
-    x.pending_bytes += x.sent_bytes
-    x.sent = []
     target = x.target
     assert target is not None
     x.dp.spawn(connect(x, target))
+    return True
+
+
+def rewind(x: Exchange) -> bool:
+    """Whether the request may be sent again after its connection was lost before any response
+    byte: idempotent (RFC 9110 §9.2.2: a client may repeat it on its own), not an upgrade, and
+    every byte sent so far still held. If so, those bytes go back in front of the ones waiting."""
+    sent = x.sent
+    if sent is None or not x.head.idempotent or x.head.upgrade is not None:
+        return False
+    x.pending = sent + x.pending if x.pending else sent
+    x.pending_bytes += x.sent_bytes
+    x.sent = []
     return True

@@ -3,7 +3,8 @@
 Every backend here is real: aiohttp servers, raw asyncio servers for byte-level misbehaviour
 (resets, truncated bodies, garbage), and closed ports for dead backends. The rules under test are
 exchange.py's: connect failures go to another backend; a reused keep-alive connection the backend
-closed before answering is retried once, for idempotent requests only; timeouts never are; once
+closed before answering is retried once on a fresh one, and a fresh one closed so goes to another
+backend, both for idempotent requests only; timeouts never are; once
 the status line has gone out, a failure closes the client connection instead of inventing a
 second status.
 """
@@ -469,6 +470,59 @@ async def test_post_reset_next_to_a_healthy_backend_is_never_sent_twice(
     assert statuses.count(502) == len(seen) > 0
     assert statuses.count(200) == len(alive.seen) > 0
     assert len(seen) + len(alive.seen) == 30
+
+
+def answer_ok(seen: list[bytes]) -> RawHandler:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head, body = await read_request(reader)
+            seen.append(head + body)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    return handler
+
+
+@pytest.mark.parametrize("rst", [False, True], ids=["fin", "rst"])
+async def test_idempotent_request_closed_before_response_goes_to_another_backend(
+    backends: list[Backend | RawBackend], rst: bool
+) -> None:
+    """As nginx's `proxy_next_upstream error`: a GET or PUT may be repeated (RFC 9110 §9.2.2),
+    so one a backend closed unanswered on a fresh connection goes to the next, body and all."""
+    lost: list[bytes] = []
+    served: list[bytes] = []
+    broken = await raw(backends, close_before_answering(lost, rst=rst))
+    alive = await raw(backends, answer_ok(served))
+    data = proxy_config({"web": [broken.url, alive.url]}, upstream={"retries": 1})
+    async with running_proxy(data) as proxy, aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as s:
+        for i in range(20):
+            async with s.put(f"http://127.0.0.1:{proxy.port}/doc/{i}", data=b"v%d" % i) as r:
+                assert r.status == 200
+                assert await r.read() == b"ok"
+        await assert_no_inflight(proxy)
+    assert lost  # some went to the broken one first
+    assert len(served) == 20
+    for i, request in enumerate(served):
+        assert request.startswith(b"PUT /doc/%d HTTP/1.1\r\n" % i)
+        assert request.endswith(b"\r\n\r\nv%d" % i)
+    assert {request.split(b" ")[1] for request in lost} <= {b"/doc/%d" % i for i in range(20)}
+
+
+@pytest.mark.parametrize("retries", [0, 3])
+async def test_idempotent_request_closed_by_every_backend_is_tried_on_each_once(
+    backends: list[Backend | RawBackend], retries: int
+) -> None:
+    seen: list[bytes] = []
+    first = await raw(backends, close_before_answering(seen, rst=True))
+    second = await raw(backends, close_before_answering(seen, rst=False))
+    data = proxy_config({"web": [first.url, second.url]}, upstream={"retries": retries})
+    async with running_proxy(data) as proxy, aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as s:
+        async with s.get(f"http://127.0.0.1:{proxy.port}/page") as response:
+            await read_problem(response, 502, "upstream-reset")
+        await assert_no_inflight(proxy)
+    # Without retries the one backend picked; with them each backend once, never one twice.
+    assert len(seen) == (1 if retries == 0 else 2)
+    assert first.connections + second.connections == len(seen)
 
 
 # 5. The backend closes mid-response
